@@ -1,0 +1,64 @@
+# Set-up, run and test. Every target installs what it needs first and is idempotent:
+# stamps are rebuilt only when pyproject.toml, requirements.lock or package-lock.json change.
+# Only PyPI, the npm registry and Debian are used.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+CACHE   := $(CURDIR)/.cache
+SOLC    := $(shell node -p 'require("./package.json").dependencies.solc' 2>/dev/null)
+
+export SOLCX_BINARY_PATH := $(CACHE)/solcx
+export APE_DATA_FOLDER   ?= $(CACHE)/ape
+export PATH              := $(CACHE)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup run test lint test-contracts test-backend gas chromium clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed node_modules/.installed $(CACHE)/bin/anvil $(SOLCX_BINARY_PATH)/solc-v$(SOLC) ## install everything (idempotent)
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# npm picks the Anvil binary for this machine's architecture; expose it under a fixed name.
+$(CACHE)/bin/anvil: node_modules/.installed
+	mkdir -p $(@D)
+	ln -sf "$$(ls -d $(CURDIR)/node_modules/@foundry-rs/anvil-*/bin/anvil | head -n 1)" $@
+
+# py-solc-x finds compilers as $SOLCX_BINARY_PATH/solc-v<version>: point that at the solc-js shim.
+$(SOLCX_BINARY_PATH)/solc-v$(SOLC): node_modules/.installed
+	mkdir -p $(@D)
+	ln -sf $(CURDIR)/tools/solc.js $@
+
+chromium: ## install Debian's Chromium for the browser tests, if missing
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+run: setup ## run the product: local Anvil, deployed contract, backend and page
+	$(PY) -m backend dev
+
+test: setup chromium lint ## run every test
+	ape test tests/contracts --network ethereum:local:foundry -p no:cacheprovider
+	$(PY) -m pytest -p no:ape_test -p no:cacheprovider tests/backend tests/e2e tests/scripts
+
+lint: setup ## ruff and mypy
+	ruff check backend scripts tests tools
+	ruff format --check backend scripts tests tools
+
+gas: setup ## print the gas table: SLT against a naive reference contract
+	ape run gas --network ethereum:local:foundry
+
+clean: ## remove build outputs and caches (keeps .venv and node_modules)
+	rm -rf .build contracts/.cache $(CACHE)/ape

@@ -1,0 +1,1 @@
+"""Symbiotic Learning Token backend."""

@@ -1,0 +1,1 @@
+"""Placeholder CLI until the backend lands."""
