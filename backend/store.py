@@ -1,0 +1,582 @@
+"""Persistence: the only module with SQL. SQLite is the embedded default engine.
+
+Tables:
+- ``payloads``  what may be shown about a payload: status, lifetime, chain fields. No plaintext.
+- ``secrets``   the wrapped data key and the ciphertext: deleting this row is the crypto-shred.
+- ``outbox``    durable chain jobs (mint, burn, persist), retried with backoff.
+- ``auth_nonces``, ``sessions``, ``kv`` (follower cursor, worker lease).
+
+The database runs in WAL mode with ``secure_delete``, so freed pages are zeroed; after a shred
+the worker checkpoints and truncates the WAL so no old page image of a secret stays in a file.
+Every write is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS payloads (
+    id             TEXT PRIMARY KEY,
+    owner          TEXT NOT NULL,
+    custody        INTEGER NOT NULL DEFAULT 0,
+    secret_hash    BLOB,
+    kind           TEXT NOT NULL,
+    content_type   TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    reward_score   REAL NOT NULL,
+    commitment     BLOB NOT NULL UNIQUE,
+    created_at     REAL NOT NULL,
+    expires_at     REAL,
+    end_time       INTEGER NOT NULL,
+    switchable     INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    chain_token_id INTEGER UNIQUE,
+    mint_tx        TEXT,
+    burn_tx        TEXT,
+    burn_status    TEXT,
+    shredded_at    REAL,
+    shred_reason   TEXT
+);
+CREATE INDEX IF NOT EXISTS payloads_owner ON payloads (owner);
+CREATE INDEX IF NOT EXISTS payloads_live_expiry ON payloads (expires_at)
+    WHERE shredded_at IS NULL AND expires_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS secrets (
+    payload_id  TEXT PRIMARY KEY REFERENCES payloads (id),
+    key_version INTEGER NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    ciphertext  BLOB NOT NULL,
+    emotion_ct  BLOB
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT NOT NULL,
+    payload_id      TEXT NOT NULL REFERENCES payloads (id),
+    state           TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    tx_hash         TEXT,
+    last_error      TEXT,
+    created_at      REAL NOT NULL,
+    UNIQUE (kind, payload_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, kind, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_hash  TEXT PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    raw      BLOB NOT NULL,
+    nonce    INTEGER NOT NULL,
+    sent_at  REAL NOT NULL,
+    state    TEXT NOT NULL DEFAULT 'sent'
+);
+
+CREATE TABLE IF NOT EXISTS auth_nonces (
+    nonce      TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash BLOB PRIMARY KEY,
+    address    TEXT NOT NULL,
+    chain_id   INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+LIVE = ("pending_mint", "minted", "persistent")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What the store knows about a payload, secrets excluded."""
+
+    id: str
+    owner: str
+    custody: bool
+    secret_hash: bytes | None
+    kind: str
+    content_type: str
+    size: int
+    reward_score: float
+    commitment: bytes
+    created_at: float
+    expires_at: float | None
+    end_time: int
+    switchable: bool
+    status: str
+    chain_token_id: int | None
+    mint_tx: str | None
+    burn_tx: str | None
+    burn_status: str | None
+    shredded_at: float | None
+    shred_reason: str | None
+
+    @property
+    def shredded(self) -> bool:
+        return self.shredded_at is not None
+
+
+@dataclass(frozen=True)
+class Secret:
+    payload_id: str
+    key_version: int
+    wrapped_key: bytes
+    ciphertext: bytes
+    emotion_ct: bytes | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    payload_id: str
+    state: str
+    attempts: int
+    tx_hash: str | None
+
+
+@dataclass(frozen=True)
+class Session:
+    address: str
+    chain_id: int
+    expires_at: float
+
+
+class Store(Protocol):
+    """What the rest of the backend needs from a store; other engines implement this."""
+
+    def insert_payload(self, payload: Payload, secret: Secret, now: float) -> None: ...
+    def get_payload(self, payload_id: str) -> Payload | None: ...
+    def get_by_chain_id(self, token_id: int) -> Payload | None: ...
+    def get_secret(self, payload_id: str) -> Secret | None: ...
+    def list_for_owner(self, owner: str) -> list[Payload]: ...
+    def shred(self, payload_id: str, reason: str, now: float) -> bool: ...
+    def sweep_expired(self, now: float, limit: int) -> int: ...
+
+
+def _payload(row: sqlite3.Row) -> Payload:
+    d = dict(row)
+    d["custody"] = bool(d["custody"])
+    d["switchable"] = bool(d["switchable"])
+    return Payload(**d)
+
+
+class SQLiteStore:
+    """The embedded store: one SQLite file, one connection per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db.executescript(SCHEMA)
+
+    # Connections -----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=10000")
+        with self._lock:
+            self._all.append(db)
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if conn is None:
+            conn = self._local.db = self._connect()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it lands, or none of it."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file and truncate it to zero bytes."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def pragma(self, name: str) -> Any:
+        return self.db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    # Payloads --------------------------------------------------------------------------------
+
+    def insert_payload(self, payload: Payload, secret: Secret, now: float) -> None:
+        """Store a new payload, its secret and its mint job in one transaction."""
+        p = payload
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO payloads (id, owner, custody, secret_hash, kind, content_type, size,"
+                " reward_score, commitment, created_at, expires_at, end_time, switchable, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    p.id, p.owner, int(p.custody), p.secret_hash, p.kind, p.content_type, p.size,
+                    p.reward_score, p.commitment, p.created_at, p.expires_at, p.end_time,
+                    int(p.switchable), p.status,
+                ),
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO secrets (payload_id, key_version, wrapped_key, ciphertext, emotion_ct)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    p.id,
+                    secret.key_version,
+                    secret.wrapped_key,
+                    secret.ciphertext,
+                    secret.emotion_ct,
+                ),
+            )
+            _enqueue(db, "mint", p.id, now)
+
+    def get_payload(self, payload_id: str) -> Payload | None:
+        row = self.db.execute("SELECT * FROM payloads WHERE id = ?", (payload_id,)).fetchone()
+        return _payload(row) if row else None
+
+    def get_by_chain_id(self, token_id: int) -> Payload | None:
+        row = self.db.execute(
+            "SELECT * FROM payloads WHERE chain_token_id = ?", (token_id,)
+        ).fetchone()
+        return _payload(row) if row else None
+
+    def get_by_commitment(self, commitment: bytes) -> Payload | None:
+        row = self.db.execute(
+            "SELECT * FROM payloads WHERE commitment = ?", (commitment,)
+        ).fetchone()
+        return _payload(row) if row else None
+
+    def get_secret(self, payload_id: str) -> Secret | None:
+        row = self.db.execute(
+            "SELECT * FROM secrets WHERE payload_id = ?", (payload_id,)
+        ).fetchone()
+        return Secret(**dict(row)) if row else None
+
+    def list_for_owner(self, owner: str) -> list[Payload]:
+        rows = self.db.execute(
+            "SELECT * FROM payloads WHERE owner = ? AND custody = 0 ORDER BY created_at DESC",
+            (owner.lower(),),
+        ).fetchall()
+        return [_payload(r) for r in rows]
+
+    def count_payloads(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM payloads GROUP BY status")
+        return {r[0]: r[1] for r in rows}
+
+    # Shredding -------------------------------------------------------------------------------
+
+    def shred(self, payload_id: str, reason: str, now: float) -> bool:
+        """Destroy the data key and the ciphertext, and queue the burn, in one transaction.
+
+        Returns False when the payload was already shredded (or never existed).
+        """
+        with self.transaction() as db:
+            return _shred(db, payload_id, reason, now)
+
+    def sweep_expired(self, now: float, limit: int) -> int:
+        """Shred up to ``limit`` payloads whose lifetime is over; returns how many."""
+        with self.transaction() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM payloads WHERE shredded_at IS NULL"
+                    " AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+                    (now, limit),
+                )
+            ]
+            for payload_id in ids:
+                _shred(db, payload_id, "expired", now)
+        return len(ids)
+
+    # Chain facts (from receipts and the event follower) ---------------------------------------
+
+    def set_minted(
+        self, commitment: bytes, token_id: int, tx_hash: str, owner: str | None
+    ) -> str | None:
+        """Record a mint seen on chain; returns the payload id, or None if unknown here."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, chain_token_id, shredded_at FROM payloads WHERE commitment = ?",
+                (commitment,),
+            ).fetchone()
+            if row is None:
+                return None
+            if row["chain_token_id"] is None:
+                status_sql = "CASE WHEN shredded_at IS NULL THEN 'minted' ELSE status END"
+                db.execute(
+                    f"UPDATE payloads SET chain_token_id = ?, mint_tx = ?, status = {status_sql},"
+                    " owner = CASE WHEN custody = 1 THEN owner ELSE COALESCE(?, owner) END"
+                    " WHERE id = ?",
+                    (token_id, tx_hash, owner.lower() if owner else None, row["id"]),
+                )
+            db.execute(
+                "UPDATE outbox SET state = 'done' WHERE kind = 'mint' AND payload_id = ?",
+                (row["id"],),
+            )
+            if row["shredded_at"] is not None:
+                # Deleted or expired while the mint was in flight: the token must go too.
+                _enqueue(db, "burn", row["id"], 0.0)
+            return str(row["id"])
+
+    def set_owner(self, token_id: int, owner: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE payloads SET owner = ?, custody = 0, secret_hash = NULL"
+                " WHERE chain_token_id = ?",
+                (owner.lower(), token_id),
+            )
+
+    def set_persistent(self, token_id: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE payloads SET expires_at = NULL, end_time = 0, status = 'persistent'"
+                " WHERE chain_token_id = ? AND shredded_at IS NULL",
+                (token_id,),
+            )
+            db.execute(
+                "UPDATE outbox SET state = 'done' WHERE kind = 'persist' AND payload_id ="
+                " (SELECT id FROM payloads WHERE chain_token_id = ?)",
+                (token_id,),
+            )
+
+    def set_burned(self, token_id: int, tx_hash: str, now: float) -> str | None:
+        """A burn seen on chain: shred if still live (a wallet burn) and record the burn."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM payloads WHERE chain_token_id = ?", (token_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            _shred(db, row["id"], "burned", now)
+            db.execute(
+                "UPDATE payloads SET burn_tx = ?, burn_status = 'burned' WHERE id = ?",
+                (tx_hash, row["id"]),
+            )
+            db.execute(
+                "UPDATE outbox SET state = 'done' WHERE kind = 'burn' AND payload_id = ?",
+                (row["id"],),
+            )
+            return str(row["id"])
+
+    # Key rotation ----------------------------------------------------------------------------
+
+    def rewrap_all(self, rewrap: Callable[[str, int, bytes], tuple[int, bytes]]) -> int:
+        """Replace every wrapped key by ``rewrap(payload_id, version, wrapped)``, atomically."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT payload_id, key_version, wrapped_key FROM secrets").fetchall()
+            for r in rows:
+                version, wrapped = rewrap(r[0], r[1], r[2])
+                db.execute(
+                    "UPDATE secrets SET key_version = ?, wrapped_key = ? WHERE payload_id = ?",
+                    (version, wrapped, r[0]),
+                )
+        return len(rows)
+
+    def key_versions(self) -> dict[int, int]:
+        rows = self.db.execute("SELECT key_version, COUNT(*) FROM secrets GROUP BY key_version")
+        return {r[0]: r[1] for r in rows}
+
+    # Outbox ----------------------------------------------------------------------------------
+
+    def enqueue(self, kind: str, payload_id: str, now: float) -> None:
+        with self.transaction() as db:
+            _enqueue(db, kind, payload_id, now)
+
+    def due_jobs(self, kind: str, now: float, limit: int) -> list[Job]:
+        """Pending jobs of ``kind`` whose time has come, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
+            " WHERE state = 'pending' AND kind = ? AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (kind, now, limit),
+        ).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def sent_jobs(self) -> list[Job]:
+        rows = self.db.execute(
+            "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
+            " WHERE state = 'sent' ORDER BY id"
+        ).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def record_sent(
+        self, job_ids: Sequence[int], kind: str, tx_hash: str, raw: bytes, nonce: int, now: float
+    ) -> None:
+        """Remember a signed transaction before it is broadcast, so a crash can resend it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO transactions (tx_hash, kind, raw, nonce, sent_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (tx_hash, kind, raw, nonce, now),
+            )
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', tx_hash = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                [(tx_hash, i) for i in job_ids],
+            )
+
+    def get_raw_tx(self, tx_hash: str) -> tuple[bytes, int] | None:
+        row = self.db.execute(
+            "SELECT raw, nonce FROM transactions WHERE tx_hash = ?", (tx_hash,)
+        ).fetchone()
+        return (bytes(row[0]), int(row[1])) if row else None
+
+    def finish_tx(self, tx_hash: str, state: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE transactions SET state = ? WHERE tx_hash = ?", (state, tx_hash))
+            if state == "mined":
+                # Jobs of a mined tx are done; mints are confirmed through their events.
+                db.execute(
+                    "UPDATE outbox SET state = 'done' WHERE tx_hash = ? AND state = 'sent'",
+                    (tx_hash,),
+                )
+
+    def retry_jobs(self, job_ids: Sequence[int], error: str, next_at: float) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'pending', tx_hash = NULL, last_error = ?,"
+                " next_attempt_at = ? WHERE id = ?",
+                [(error[:200], next_at, i) for i in job_ids],
+            )
+
+    def finish_jobs(self, job_ids: Sequence[int], state: str = "done") -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET state = ? WHERE id = ?", [(state, i) for i in job_ids]
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT kind || ':' || state, COUNT(*) FROM outbox"
+            " WHERE state IN ('pending', 'sent') GROUP BY kind, state"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # Auth ------------------------------------------------------------------------------------
+
+    def add_nonce(self, nonce: str, expires_at: float, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM auth_nonces WHERE expires_at <= ?", (now,))
+            db.execute("INSERT INTO auth_nonces VALUES (?, ?)", (nonce, expires_at))
+
+    def consume_nonce(self, nonce: str, now: float) -> bool:
+        """True once for a live nonce; never again (deleted in the same transaction)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "DELETE FROM auth_nonces WHERE nonce = ? AND expires_at > ?", (nonce, now)
+            )
+            return cur.rowcount == 1
+
+    def add_session(self, token_hash: bytes, session: Session, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                (token_hash, session.address, session.chain_id, session.expires_at),
+            )
+
+    def get_session(self, token_hash: bytes, now: float) -> Session | None:
+        row = self.db.execute(
+            "SELECT address, chain_id, expires_at FROM sessions"
+            " WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, now),
+        ).fetchone()
+        return Session(**dict(row)) if row else None
+
+    def delete_session(self, token_hash: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    # Key-value state -------------------------------------------------------------------------
+
+    def get_kv(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_kv(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+    def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew a lease; only one process runs the chain worker at a time."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
+            if row is not None:
+                current, _, until = str(row[0]).rpartition("@")
+                if current != holder and float(until) > now:
+                    return False
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                (f"lease:{name}", f"{holder}@{now + ttl}"),
+            )
+            return True
+
+
+def _enqueue(db: sqlite3.Connection, kind: str, payload_id: str, now: float) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO outbox (kind, payload_id, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?)",
+        (kind, payload_id, now, now),
+    )
+
+
+def _shred(db: sqlite3.Connection, payload_id: str, reason: str, now: float) -> bool:
+    row = db.execute(
+        "SELECT chain_token_id, shredded_at FROM payloads WHERE id = ?", (payload_id,)
+    ).fetchone()
+    if row is None or row["shredded_at"] is not None:
+        return False
+    db.execute("DELETE FROM secrets WHERE payload_id = ?", (payload_id,))
+    mint = db.execute(
+        "SELECT state FROM outbox WHERE kind = 'mint' AND payload_id = ?", (payload_id,)
+    ).fetchone()
+    if row["chain_token_id"] is None and mint is not None and mint["state"] == "pending":
+        # Never sent: cancel the mint instead of minting and burning.
+        db.execute(
+            "UPDATE outbox SET state = 'cancelled' WHERE kind = 'mint' AND payload_id = ?",
+            (payload_id,),
+        )
+        burn_status = "not_minted"
+    else:
+        burn_status = "pending"
+        if reason != "burned" and row["chain_token_id"] is not None:
+            _enqueue(db, "burn", payload_id, now)
+    status = "expired" if reason == "expired" else "deleted"
+    db.execute(
+        "UPDATE payloads SET status = ?, shredded_at = ?, shred_reason = ?, secret_hash = NULL,"
+        " burn_status = COALESCE(burn_status, ?) WHERE id = ?",
+        (status, now, reason, burn_status, payload_id),
+    )
+    return True

@@ -1,0 +1,288 @@
+"""Background work: the outbox sender, the event follower and the sweeper.
+
+- **Outbox.** Mints, burns and persists wait in the ``outbox`` table. Due mints are batched into
+  one ``mintBatch``; burns into one ``burnBatch``. Each transaction is signed, stored, then
+  broadcast; receipts are collected on later rounds. After a crash the stored bytes are sent
+  again (same nonce, so never twice). A payload already minted (found by its commitment on
+  chain) is never minted again. Failures retry with exponential backoff.
+- **Follower.** Reads the contract's events: mints (payload ↔ token id), burns from any wallet
+  (shred at once), transfers (the right to the data moves) and persists.
+- **Sweeper.** Shreds expired payloads (their burns are queued by the shred itself), then
+  checkpoints the WAL so no page image of a shredded secret is left in a file.
+
+Only the process holding the ``chain-worker`` lease sends transactions and follows events;
+every process sweeps (shredding is idempotent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from .chain import Chain, ChainEvent, MintRequest, SignedTx
+from .errors import BackendError, ChainError, ChainUnavailable, ConfigError
+from .store import Job, SQLiteStore
+
+log = logging.getLogger(__name__)
+
+ZERO = "0x" + "00" * 20
+RESEND_AFTER = 20.0
+MAX_BACKOFF = 60.0
+# A token whose end is this close when its mint is sent would expire before inclusion.
+MINT_MARGIN = 2
+
+
+class Worker:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        chain: Chain,
+        clock: Callable[[], float],
+        *,
+        mint_batch_max: int = 100,
+        burn_batch_max: int = 200,
+        confirmations: int = 0,
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.clock = clock
+        self.mint_batch_max = mint_batch_max
+        self.burn_batch_max = burn_batch_max
+        self.confirmations = confirmations
+        self.holder = f"{os.getpid()}-{id(self)}"
+        self.chain_ok = False
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._shreds_seen = 0
+        # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
+        self._mint_to: dict[int, str] = {}
+
+    # Threads -----------------------------------------------------------------------------------
+
+    def start(self, outbox_interval: float, follow_interval: float, sweep_interval: float) -> None:
+        loops = (
+            ("slt-outbox", self.process_outbox, outbox_interval),
+            ("slt-follower", self.follow, follow_interval),
+            ("slt-sweeper", self.sweep, sweep_interval),
+        )
+        for name, fn, interval in loops:
+            t = threading.Thread(target=self._loop, args=(fn, interval), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+    def _loop(self, fn: Callable[[], object], interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                fn()
+            except ChainUnavailable:
+                self.chain_ok = False
+            except (BackendError, ConfigError) as exc:
+                log.warning("%s: %s", threading.current_thread().name, exc)
+            except Exception:  # a worker thread must outlive any one bad round
+                log.exception("%s failed a round", threading.current_thread().name)
+            self._stop.wait(interval)
+
+    def _leader(self) -> bool:
+        return self.store.acquire_lease("chain-worker", self.holder, self.clock(), ttl=10.0)
+
+    # Sweeper -----------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Shred every expired payload now; returns how many were shredded."""
+        total = 0
+        while True:
+            n = self.store.sweep_expired(self.clock(), limit=2000)
+            total += n
+            if n < 2000:
+                break
+        if total:
+            log.info("sweeper shredded %d expired payload(s)", total)
+        self.checkpoint_if_shredded(force=bool(total))
+        return total
+
+    def checkpoint_if_shredded(self, force: bool = False) -> None:
+        shreds = self.store.count_payloads().get("deleted", 0)
+        if force or shreds != self._shreds_seen:
+            self._shreds_seen = shreds
+            self.store.checkpoint()
+
+    # Outbox ------------------------------------------------------------------------------------
+
+    def process_outbox(self) -> None:
+        if not self._leader():
+            return
+        self.chain.verify_deployment()
+        self.collect_receipts()
+        self.send_mints()
+        self.send_burns()
+        self.send_persists()
+        self.chain_ok = True
+
+    def collect_receipts(self) -> None:
+        by_tx: dict[str, list[Job]] = {}
+        for job in self.store.sent_jobs():
+            by_tx.setdefault(str(job.tx_hash), []).append(job)
+        for tx_hash, jobs in by_tx.items():
+            receipt = self.chain.receipt(tx_hash)
+            if receipt is None:
+                self._maybe_resend(tx_hash, jobs)
+                continue
+            if receipt["status"] == 1:
+                for event in self.chain.decode_receipt_events(receipt):
+                    self.apply(event)
+                self.store.finish_tx(tx_hash, "mined")
+            else:
+                self.store.finish_tx(tx_hash, "reverted")
+                self._retry(jobs, "transaction reverted")
+
+    def _maybe_resend(self, tx_hash: str, jobs: list[Job]) -> None:
+        stored = self.store.get_raw_tx(tx_hash)
+        if stored is None:
+            self._retry(jobs, "transaction lost")
+            return
+        raw, nonce = stored
+        sender = self.chain.relayer_address
+        used = self.chain.w3.eth.get_transaction_count(sender, "latest")  # type: ignore[arg-type]
+        if used > nonce:
+            # The nonce was spent by another transaction: ours can never land.
+            self.store.finish_tx(tx_hash, "dropped")
+            self._retry(jobs, "transaction dropped")
+            return
+        self.chain.broadcast(raw)
+
+    def _retry(self, jobs: list[Job], error: str) -> None:
+        now = self.clock()
+        for job in jobs:
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(job.attempts, 7))
+            self.store.retry_jobs([job.id], error, now + delay)
+
+    def send_mints(self) -> None:
+        jobs = self.store.due_jobs("mint", self.clock(), self.mint_batch_max)
+        if not jobs:
+            return
+        # A retried job goes alone, so one bad request cannot keep failing a whole batch.
+        retried = [j for j in jobs if j.attempts > 0]
+        if retried:
+            jobs = retried[:1]
+        chain_now = self.chain.latest_timestamp()
+        requests, batch = [], []
+        for job in jobs:
+            payload = self.store.get_payload(job.payload_id)
+            if payload is None or payload.chain_token_id is not None:
+                self.store.finish_jobs([job.id])
+                continue
+            if job.attempts > 0:
+                found = self.chain.find_commitment(payload.commitment)
+                if found is not None:  # it did land: record it, never mint twice
+                    self.store.set_minted(payload.commitment, found[0], found[1], payload.owner)
+                    continue
+            if payload.end_time <= chain_now + MINT_MARGIN:
+                self.store.finish_jobs([job.id], "cancelled")
+                self.store.shred(payload.id, "expired", self.clock())
+                continue
+            requests.append(
+                MintRequest(payload.owner, payload.end_time, payload.switchable, payload.commitment)
+            )
+            batch.append(job)
+        if requests:
+            self._send("mint", batch, lambda: self.chain.sign_mint_batch(requests))
+
+    def send_burns(self) -> None:
+        jobs = self.store.due_jobs("burn", self.clock(), self.burn_batch_max)
+        ids, batch = [], []
+        for job in jobs:
+            payload = self.store.get_payload(job.payload_id)
+            if payload is None or payload.chain_token_id is None or payload.burn_status == "burned":
+                self.store.finish_jobs([job.id])
+                continue
+            ids.append(payload.chain_token_id)
+            batch.append(job)
+        if ids:
+            self._send("burn", batch, lambda: self.chain.sign_burn_batch(ids))
+
+    def send_persists(self) -> None:
+        for job in self.store.due_jobs("persist", self.clock(), 10):
+            payload = self.store.get_payload(job.payload_id)
+            if payload is None or payload.chain_token_id is None or payload.shredded:
+                self.store.finish_jobs([job.id], "cancelled")
+                continue
+            sign = functools.partial(self.chain.sign_persist, payload.chain_token_id)
+            self._send("persist", [job], sign)
+
+    def _send(self, kind: str, jobs: list[Job], sign: Callable[[], object]) -> None:
+        try:
+            signed = sign()
+        except ChainUnavailable:
+            raise
+        except ChainError as exc:  # refused at estimation: a revert we can name
+            log.warning("%s of %d job(s) refused: %s", kind, len(jobs), exc.description)
+            self._retry(jobs, exc.description)
+            return
+        assert isinstance(signed, SignedTx)
+        self.store.record_sent([j.id for j in jobs], kind, signed.tx_hash, signed.raw, signed.nonce,
+                               self.clock())  # fmt: skip
+        self.chain.broadcast(signed.raw)
+        log.info("sent %s of %d token(s): %s", kind, len(jobs), signed.tx_hash)
+
+    # Follower ----------------------------------------------------------------------------------
+
+    def follow(self) -> int:
+        """Apply new contract events; returns how many were applied."""
+        if not self._leader():
+            return 0
+        head = self.chain.confirmed_block(self.confirmations)
+        self.chain_ok = True
+        cursor_text = self.store.get_kv("follower_block")
+        cursor = int(cursor_text) if cursor_text else self.chain.deployment.block_number - 1
+        if head <= cursor:
+            return 0
+        to_block = min(head, cursor + 2000)
+        events = self.chain.events(cursor + 1, to_block)
+        for event in events:
+            self.apply(event)
+        self.store.set_kv("follower_block", str(to_block))
+        return len(events)
+
+    def apply(self, event: ChainEvent) -> None:
+        """Fold one contract event into the store. Applying an event twice is harmless."""
+        args = event.args
+        if event.name == "Transfer":
+            src, dst = str(args["from"]).lower(), str(args["to"]).lower()
+            token_id = int(args["id"])  # Solady names it `id`
+            if src == ZERO:
+                self._mint_to[token_id] = dst
+            elif dst == ZERO:
+                payload_id = self.store.set_burned(token_id, event.tx_hash, self.clock())
+                if payload_id:
+                    log.info("token %d burned on chain: payload shredded", token_id)
+                    self.checkpoint_if_shredded(force=True)
+            else:
+                self.store.set_owner(token_id, dst)
+        elif event.name == "CommitmentPublished":
+            token_id = int(args["tokenId"])
+            owner = self._mint_to.pop(token_id, None)
+            self.store.set_minted(bytes(args["commitment"]), token_id, event.tx_hash, owner)
+        elif event.name == "Unlocked" or (
+            event.name == "TokenExpiryUpdated" and int(args["endTime"]) == 0
+        ):
+            self.store.set_persistent(int(args["tokenId"]))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (for the CLI and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
