@@ -155,7 +155,7 @@ class Settings:
         env = os.environ if environ is None else environ
         known = {f"SLT_{f.name.upper()}": f for f in fields(cls)}
         extra = {"SLT_RELAYER_KEY_FILE"}
-        unknown = sorted(k for k in env if k.startswith("SLT_") and k not in known | extra)
+        unknown = sorted(k for k in env if k.startswith("SLT_") and k not in known.keys() | extra)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}

@@ -64,6 +64,7 @@ class Worker:
     # Threads -----------------------------------------------------------------------------------
 
     def start(self, outbox_interval: float, follow_interval: float, sweep_interval: float) -> None:
+        self._stop.clear()
         loops = (
             ("slt-outbox", self.process_outbox, outbox_interval),
             ("slt-follower", self.follow, follow_interval),
@@ -81,16 +82,22 @@ class Worker:
         self._threads.clear()
 
     def _loop(self, fn: Callable[[], object], interval: float) -> None:
+        failures = 0
         while not self._stop.is_set():
+            wait = interval
             try:
                 fn()
+                failures = 0
             except ChainUnavailable:
+                # Back off while the chain is down; jobs keep their place in the outbox.
                 self.chain_ok = False
+                failures += 1
+                wait = min(interval * 2**failures, 2.0)
             except (BackendError, ConfigError) as exc:
                 log.warning("%s: %s", threading.current_thread().name, exc)
             except Exception:  # a worker thread must outlive any one bad round
                 log.exception("%s failed a round", threading.current_thread().name)
-            self._stop.wait(interval)
+            self._stop.wait(wait)
 
     def _leader(self) -> bool:
         return self.store.acquire_lease("chain-worker", self.holder, self.clock(), ttl=10.0)
