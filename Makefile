@@ -14,12 +14,12 @@ export APE_DATA_FOLDER   ?= $(CACHE)/ape
 export PATH              := $(CACHE)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run test lint test-contracts test-backend gas chromium clean
+.PHONY: help setup run test lint gas chromium clean web
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed $(CACHE)/bin/anvil $(SOLCX_BINARY_PATH)/solc-v$(SOLC) ## install everything (idempotent)
+setup: $(VENV)/.installed node_modules/.installed $(CACHE)/bin/anvil $(SOLCX_BINARY_PATH)/solc-v$(SOLC) web ## install everything (idempotent)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,14 +34,20 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # npm picks the Anvil binary for this machine's architecture; expose it under a fixed name.
-$(CACHE)/bin/anvil: node_modules/.installed
+$(CACHE)/bin/anvil: | node_modules/.installed
 	mkdir -p $(@D)
 	ln -sf "$$(ls -d $(CURDIR)/node_modules/@foundry-rs/anvil-*/bin/anvil | head -n 1)" $@
 
 # py-solc-x finds compilers as $SOLCX_BINARY_PATH/solc-v<version>: point that at the solc-js shim.
-$(SOLCX_BINARY_PATH)/solc-v$(SOLC): node_modules/.installed
+$(SOLCX_BINARY_PATH)/solc-v$(SOLC): | node_modules/.installed
 	mkdir -p $(@D)
 	ln -sf $(CURDIR)/tools/solc.js $@
+
+# The page's JavaScript is bundled from npm packages (viem, mipd) by esbuild: no CDN at run time.
+WEB_SRC := $(wildcard backend/web/src/*.js) backend/web/index.html backend/web/app.css backend/web/build.mjs
+web: backend/web/dist/index.html
+backend/web/dist/index.html: node_modules/.installed $(WEB_SRC)
+	node backend/web/build.mjs
 
 chromium: ## install Debian's Chromium for the browser tests, if missing
 	@command -v chromium >/dev/null || { \

@@ -108,8 +108,23 @@ contract SymbioticLearningToken is ERC721, OwnableRoles, ISymbioticLearningToken
         // Ids count mints, and a batch is bounded by calldata: neither can reach 2**256.
         unchecked {
             for (uint256 i; i < n; ++i) {
-                MintRequest calldata r = requests[i];
-                _mintEphemeral(r.to, firstTokenId + i, r.endTime, r.commitment, r.switchable);
+                address to;
+                uint256 end;
+                bool switchable;
+                bytes32 commitment;
+                // Read the i-th static 4-word struct straight from calldata: Solidity's
+                // per-field decoding checks cost ~200 gas a token. Unclean words are still
+                // safe: `to` is masked to 160 bits by the mint, `end` is range-checked in
+                // full, and any non-zero `switchable` word means true.
+                /// @solidity memory-safe-assembly
+                assembly {
+                    let p := add(requests.offset, shl(7, i))
+                    to := calldataload(p)
+                    end := calldataload(add(p, 0x20))
+                    switchable := iszero(iszero(calldataload(add(p, 0x40))))
+                    commitment := calldataload(add(p, 0x60))
+                }
+                _mintEphemeral(to, firstTokenId + i, end, commitment, switchable);
             }
             _nextTokenId = firstTokenId + n;
         }
@@ -286,7 +301,7 @@ contract SymbioticLearningToken is ERC721, OwnableRoles, ISymbioticLearningToken
     function _mintEphemeral(
         address to,
         uint256 tokenId,
-        uint64 requestedEnd,
+        uint256 requestedEnd,
         bytes32 commitment,
         bool switchable
     ) private {
