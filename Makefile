@@ -64,6 +64,7 @@ test: setup chromium lint ## run every test
 lint: setup ## ruff and mypy
 	ruff check backend scripts tests tools
 	ruff format --check backend scripts tests tools
+	mypy backend scripts
 
 gas: setup ## print the gas table: SLT against a naive reference contract
 	ape run gas --network ethereum:local:foundry

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, send_from_directory
 from flask_limiter import Limiter
@@ -64,7 +65,7 @@ def services() -> Services:
 def identity() -> Identity:
     """The caller, from ``Authorization: Bearer`` and/or ``X-SLT-Secret``. Bad tokens are 401."""
     if "slt_identity" in g:
-        return g.slt_identity  # type: ignore[no-any-return]
+        return cast(Identity, g.slt_identity)
     address = None
     header = request.headers.get("Authorization", "")
     if header:
@@ -73,8 +74,8 @@ def identity() -> Identity:
             raise BadRequest("Authorization must be 'Bearer <token>'.", code="invalid_auth_header")
         address = services().auth.session(token.strip()).address
     secret = request.headers.get("X-SLT-Secret") or None
-    g.slt_identity = Identity(address=address, secret=secret)
-    return g.slt_identity
+    who = g.slt_identity = Identity(address=address, secret=secret)
+    return who
 
 
 def _wallet_key() -> str:
@@ -101,12 +102,17 @@ def _read_limit() -> str:
     return str(current_app.config["SLT_SETTINGS"].rate_limit_read)
 
 
-def _limited(limit: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _limited(limit: Callable[[], str]) -> Callable[[F], F]:
     """Two limits per endpoint: one per wallet (or IP when anonymous) and one per IP."""
 
-    def wrap(fn: Any) -> Any:
-        fn = limiter.limit(limit, key_func=_wallet_key, scope=lambda _: f"{fn.__name__}:w")(fn)
-        return limiter.limit(limit, key_func=_ip_key, scope=lambda _: f"{fn.__name__}:ip")(fn)
+    def wrap(fn: F) -> F:
+        name = fn.__name__
+        per_wallet = limiter.limit(limit, key_func=_wallet_key, scope=lambda _: f"{name}:w")
+        per_ip = limiter.limit(limit, key_func=_ip_key, scope=lambda _: f"{name}:ip")
+        return cast(F, per_ip(per_wallet(fn)))
 
     return wrap
 
@@ -458,7 +464,9 @@ def _error(exc: BackendError | HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         if status == 429:
             code = "rate_limited"
-        description = exc.description if status != 429 else "Too many requests; slow down."
+        description = exc.description or exc.name
+        if status == 429:
+            description = "Too many requests; slow down."
         body = {"code": code, "name": exc.name, "description": description}
     resp = jsonify(body)
     resp.status_code = status

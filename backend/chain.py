@@ -16,7 +16,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_typing import ChecksumAddress, HexStr
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
@@ -32,7 +34,7 @@ try:  # requests is what web3's HTTPProvider uses
     import requests
 
     _NETWORK_ERRORS += (requests.exceptions.RequestException,)
-except ImportError:  # pragma: no cover
+except ImportError:
     pass
 
 
@@ -40,7 +42,7 @@ except ImportError:  # pragma: no cover
 class Deployment:
     """A deployment record written by ``ape run deploy`` (see docs/DEPLOY.md)."""
 
-    address: str
+    address: ChecksumAddress
     chain_id: int
     block_number: int
     runtime_code_hash: str
@@ -112,7 +114,7 @@ class Chain:
         self._topics = {}
         for name in self.WATCHED:
             event = self.contract.events[name]()
-            self._topics["0x" + keccak(text=_signature(event.abi)).hex()] = event
+            self._topics["0x" + keccak(text=_signature(dict(event.abi))).hex()] = event
 
     @property
     def relayer_address(self) -> str:
@@ -238,7 +240,7 @@ class Chain:
 
     def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         try:
-            return dict(self._call(lambda: self.w3.eth.get_transaction_receipt(tx_hash)))
+            return dict(self._call(lambda: self.w3.eth.get_transaction_receipt(HexStr(tx_hash))))
         except TransactionNotFound:
             return None
 
@@ -304,8 +306,8 @@ class Chain:
     def _error_name(self, exc: Exception) -> str:
         data = getattr(exc, "data", None)
         if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-            return self._errors.get(data[:10], data[:10])
-        return str(getattr(exc, "message", None) or exc)[:120]
+            return str(self._errors.get(data[:10], data[:10]))
+        return str(getattr(exc, "message", None) or exc)[:120]  # pragma: no cover
 
 
 def _signature(item: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_SECURED = [{"session": []}, {"secret": []}, {}]
+_SECURED: list[dict[str, list[str]]] = [{"session": []}, {"secret": []}, {}]
 
 _CHAIN = {
     "type": "object",
