@@ -185,8 +185,11 @@ def _json_body() -> dict[str, Any]:
 def _ttl(value: Any, settings: Settings) -> int:
     if value is None or value == "":
         return settings.default_ttl
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdecimal() and len(text) <= 12):
+            raise BadRequest("'ttl_seconds' must be a whole number of seconds.", code="invalid_ttl")
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("'ttl_seconds' must be a whole number of seconds.", code="invalid_ttl")
     if not 60 <= value <= settings.max_ttl:
@@ -470,6 +473,10 @@ def _error(exc: BackendError | HTTPException) -> Response:
         body = {"code": code, "name": exc.name, "description": description}
     resp = jsonify(body)
     resp.status_code = status
+    if isinstance(exc, HTTPException) and status == 405:
+        allow = exc.get_response().headers.get("Allow")
+        if allow:
+            resp.headers["Allow"] = allow
     if isinstance(exc, HTTPException) and status == 429:
         # Retry-After comes from Flask-Limiter's headers on the original response.
         original = exc.get_response()

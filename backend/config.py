@@ -5,6 +5,7 @@ Every variable is prefixed ``SLT_``. Tests build :class:`Settings` directly.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -138,7 +139,7 @@ class Settings:
         ):
             if not _RATE.match(rate.strip()):
                 raise ConfigError(f"{name} must look like '60/minute', got {rate!r}")
-        if ":" not in self.reward_scorer:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.reward_scorer):
             raise ConfigError("SLT_REWARD_SCORER must be 'module:function'")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("SLT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
@@ -185,7 +186,10 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
         if "Path" in kind:
             return Path(raw)
         if "float" in kind:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
         if "int" in kind:
             return int(raw)
     except ValueError:

@@ -43,7 +43,7 @@ def load_scorer(path: str) -> RewardScorer:
     module, _, name = path.partition(":")
     try:
         fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise ConfigError(f"SLT_REWARD_SCORER: cannot load {path!r} ({exc})") from None
     if not callable(fn):
         raise ConfigError(f"SLT_REWARD_SCORER: {path!r} is not callable")
@@ -107,7 +107,7 @@ def check_upload(data: bytes, declared: str | None, max_bytes: int) -> tuple[str
         raise BadRequest("The uploaded file is empty.", code="empty_file")
     if len(data) > max_bytes:
         raise PayloadTooLarge(
-            f"The file is {len(data)} bytes; the limit is {max_bytes} bytes.", code="file_too_large"
+            f"The file is larger than the limit of {max_bytes} bytes.", code="file_too_large"
         )
     found = sniff(data)
     if found is None:

@@ -575,7 +575,7 @@ def _shred(db: sqlite3.Connection, payload_id: str, reason: str, now: float) -> 
             _enqueue(db, "burn", payload_id, now)
     status = "expired" if reason == "expired" else "deleted"
     db.execute(
-        "UPDATE payloads SET status = ?, shredded_at = ?, shred_reason = ?, secret_hash = NULL,"
+        "UPDATE payloads SET status = ?, shredded_at = ?, shred_reason = ?,"
         " burn_status = COALESCE(burn_status, ?) WHERE id = ?",
         (status, now, reason, burn_status, payload_id),
     )
