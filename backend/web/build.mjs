@@ -51,7 +51,7 @@ const common = {
   bundle: true,
   minify: !dev,
   sourcemap: dev ? 'linked' : false,
-  legalComments: 'none',
+  legalComments: 'eof',
   charset: 'utf8',
   logLevel: 'warning',
 };

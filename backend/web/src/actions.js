@@ -8,7 +8,7 @@ import { ensureChain } from './auth.js';
 import { $, h, icon, ICONS, setText } from './dom.js';
 import { describeError } from './errors.js';
 import { formatTime, shortHex } from './format.js';
-import { notify } from './notices.js';
+import { notify, openModal } from './notices.js';
 import { emit, state } from './state.js';
 import { chainIdOf, copyText, notePending } from './tokens.js';
 
@@ -41,7 +41,7 @@ function confirm({ title, text, ok }) {
   dialog.returnValue = '';
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
-    dialog.showModal();
+    openModal(dialog);
     dialog.querySelector('button[value="cancel"]').focus();
   });
 }
@@ -157,7 +157,7 @@ function openReceipt(token, receipt, { mode, burnTx }) {
   setText($('receipt-title'), mode === 'wallet' ? 'Burning from your wallet' : 'Deletion receipt');
   const view = { token, receipt, mode, burnTx, status: null };
   paintReceipt(view);
-  if (!dialog.open) dialog.showModal();
+  openModal(dialog);
   pollReceipt(view, watch);
 }
 
@@ -207,7 +207,7 @@ function paintReceipt(view) {
   const r = view.receipt || {};
   const items = [];
   if (view.mode === 'wallet') {
-    items.push(step('done', 'Burn transaction sent from your wallet', view.burnTx));
+    items.push(step('done', 'Burn transaction sent from your wallet', shortHex(view.burnTx, 10, 8)));
     items.push(
       view.shredded
         ? step('done', 'Server saw the burn and shredded the data', when(r.shredded_at || view.token.shredded_at))
@@ -218,7 +218,7 @@ function paintReceipt(view) {
     if (r.burn_status === 'not_minted') {
       items.push(step('done', 'Never minted, so there is nothing to burn', ''));
     } else if (r.burn_tx || r.burn_status === 'burned') {
-      items.push(step('done', 'Token burned on chain', r.burn_tx || ''));
+      items.push(step('done', 'Token burned on chain', r.burn_tx ? shortHex(r.burn_tx, 10, 8) : ''));
     } else {
       items.push(step('current', 'Burning the token on chain…', ''));
     }

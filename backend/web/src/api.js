@@ -7,10 +7,6 @@ export function setSession(token) {
   bearer = token || null;
 }
 
-export function hasSession() {
-  return bearer !== null;
-}
-
 /** The backend answered with an error body `{code, name, description}`. */
 export class ApiError extends Error {
   constructor(status, body, retryAfter) {
@@ -47,7 +43,11 @@ export function onSessionLost(handler) {
  * One request. `json` sends a JSON body, `form` a FormData (multipart). Answers the parsed
  * JSON body, or null for an empty answer (204).
  */
-export async function request(method, path, { json, form, auth = true, signal } = {}) {
+export async function request(
+  method,
+  path,
+  { json, form, auth = true, signal, reportUnauthorized = true } = {},
+) {
   const headers = { Accept: 'application/json' };
   let body;
   if (json !== undefined) {
@@ -87,7 +87,7 @@ export async function request(method, path, { json, form, auth = true, signal } 
   }
   if (!response.ok) {
     const error = new ApiError(response.status, data, response.headers.get('Retry-After'));
-    if (response.status === 401 && sentWithSession) onUnauthorized(error);
+    if (response.status === 401 && sentWithSession && reportUnauthorized) onUnauthorized(error);
     throw error;
   }
   return data;
@@ -99,13 +99,13 @@ export const api = {
   verify: (message, signature) =>
     request('POST', '/auth/verify', { json: { message, signature }, auth: false }),
   session: () => request('GET', '/auth/session'),
-  logout: () => request('POST', '/auth/logout'),
+  logout: () => request('POST', '/auth/logout', { json: {}, reportUnauthorized: false }),
   generateText: (fields) => request('POST', '/generate', { json: fields }),
   generateFile: (formData) => request('POST', '/generate', { form: formData }),
   tokens: () => request('GET', '/tokens'),
   token: (id) => request('GET', `/tokens/${encodeURIComponent(id)}`),
-  decrypt: (id) => request('POST', `/tokens/${encodeURIComponent(id)}/decrypt`),
-  persist: (id) => request('POST', `/tokens/${encodeURIComponent(id)}/persist`),
+  decrypt: (id) => request('POST', `/tokens/${encodeURIComponent(id)}/decrypt`, { json: {} }),
+  persist: (id) => request('POST', `/tokens/${encodeURIComponent(id)}/persist`, { json: {} }),
   remove: (id) => request('DELETE', `/tokens/${encodeURIComponent(id)}`),
   receipt: (id) => request('GET', `/tokens/${encodeURIComponent(id)}/receipt`),
 };

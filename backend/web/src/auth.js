@@ -8,7 +8,7 @@ import { drawAvatar } from './avatar.js';
 import { $, clear, h, setText, show } from './dom.js';
 import { describeError, UserError } from './errors.js';
 import { shortAddress } from './format.js';
-import { dismissKey, notify } from './notices.js';
+import { dismissKey, notify, openModal } from './notices.js';
 import { emit, state } from './state.js';
 import { discoverWallets, onWalletsChanged, parseChainId, Wallet } from './wallet.js';
 
@@ -68,12 +68,12 @@ function setButtons({ connect = false, switchChain = false, signIn = false }) {
 function setBusy(button, label) {
   const el = $(button);
   if (label) {
-    el.dataset.label = el.dataset.label || el.textContent;
+    if (!el.hasAttribute('aria-busy')) el.dataset.label = el.textContent;
     el.textContent = label;
     el.disabled = true;
     el.setAttribute('aria-busy', 'true');
   } else {
-    if (el.dataset.label) el.textContent = el.dataset.label;
+    if (el.hasAttribute('aria-busy') && el.dataset.label) el.textContent = el.dataset.label;
     el.disabled = false;
     el.removeAttribute('aria-busy');
   }
@@ -93,6 +93,7 @@ async function connect() {
       notify(NO_WALLET, { kind: 'error', key: 'auth' });
       return;
     }
+    if (wallets.length > 1) setBusy('connect', 'Choose a wallet…');
     detail = wallets.length === 1 ? wallets[0] : await pickWallet(wallets);
     if (!detail) return; // closed the picker
     setBusy('connect', `Confirm in ${detail.name}…`);
@@ -154,7 +155,7 @@ function pickWallet(wallets) {
       );
     }
     dialog.addEventListener('close', () => resolve(chosen), { once: true });
-    dialog.showModal();
+    openModal(dialog);
     list.querySelector('button')?.focus();
   });
 }
@@ -265,6 +266,7 @@ async function signIn() {
     state.address = session.address || state.wallet.address;
   } catch (err) {
     setStep('step-sign', 'error');
+    setText($('step-sign-detail'), 'Not signed in yet. Sign in to try again.');
     notify(describeError(err, 'sign'), { kind: 'error', key: 'auth' });
     return;
   } finally {
@@ -272,6 +274,7 @@ async function signIn() {
   }
   dismissKey('auth');
   setStep('step-sign', 'done');
+  setText($('step-sign-detail'), 'Signed in.');
   showAccount();
   emit('signed-in', state.address);
 }
@@ -291,10 +294,7 @@ export function updateNetworkPill() {
   show(pill, true);
   const wrong = state.wallet && !onRightChain();
   pill.className = `pill ${wrong ? 'pill-warning' : state.wallet ? 'pill-ok' : 'pill-muted'}`;
-  setText(
-    $('network-name'),
-    wrong ? `Wrong network (${state.wallet.chainId})` : cfg.chain_name || `Chain ${cfg.chain_id}`,
-  );
+  setText($('network-name'), wrong ? 'Wrong network' : cfg.chain_name || `Chain ${cfg.chain_id}`);
   pill.title = wrong
     ? `Your wallet is on chain ${state.wallet.chainId}; SLT runs on ${cfg.chain_name} (${cfg.chain_id})`
     : `SLT runs on ${cfg.chain_name} (chain ${cfg.chain_id})`;
@@ -339,9 +339,9 @@ function onChainChanged(chainId) {
   }
 }
 
-export async function signOut({ quiet = false } = {}) {
+export async function signOut({ quiet = false, server = true } = {}) {
   const wasSignedIn = state.address !== null;
-  if (wasSignedIn) {
+  if (wasSignedIn && server) {
     try {
       await api.logout();
     } catch {
@@ -359,7 +359,7 @@ export async function signOut({ quiet = false } = {}) {
 /** The session expired or was revoked on the server. */
 export function sessionLost() {
   if (state.address === null) return;
-  signOut({ quiet: true });
+  signOut({ quiet: true, server: false }); // the server has already forgotten the session
   notify('Your session has ended. Sign in again to continue.', { kind: 'warning', key: 'auth' });
 }
 
@@ -370,6 +370,7 @@ function resetFlow() {
   setStep('step-network', 'todo');
   setStep('step-sign', 'todo');
   setText($('step-network-detail'), `Chain ${state.config ? state.config.chain_id : ''}`);
+  setText($('step-sign-detail'), 'Free: a signature, not a transaction.');
   setButtons({ connect: true });
   updateNetworkPill();
   refreshWalletHint();

@@ -138,7 +138,7 @@ function chooseFile(kind, file) {
   if (problem) {
     $(`${kind}-file`).value = '';
     fieldError(kind, problem);
-    notify(problem, { kind: 'error', key: 'file' });
+    notify(problem, { kind: 'error', key: 'file', transient: true });
     return;
   }
   dismissKey('file');
@@ -223,7 +223,7 @@ async function startRecording() {
       ? 'Microphone access was denied. Allow it in the browser’s site settings, or choose a file.'
       : 'No microphone could be opened. Choose an audio file instead.';
     fieldError('audio', message);
-    notify(message, { kind: 'error', key: 'file' });
+    notify(message, { kind: 'error', key: 'file', transient: true });
     return;
   }
   const preferred = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4'];
@@ -310,7 +310,7 @@ async function submit() {
       request = () => api.generateFile(form);
     }
   } catch (err) {
-    notify(err.userMessage || String(err), { kind: 'error', key: 'create' });
+    notify(err.userMessage || String(err), { kind: 'error', key: 'create', transient: !!err.field });
     if (err.field) focusField(err.field);
     return;
   }
@@ -331,10 +331,9 @@ async function submit() {
     emit('token-created', id);
   } catch (err) {
     const message = describeError(err, 'create');
-    if (kind !== 'text' && err && (err.status === 413 || err.status === 415)) {
-      fieldError(kind, message);
-    }
-    notify(message, { kind: 'error', key: 'create' });
+    const fileProblem = kind !== 'text' && err && (err.status === 413 || err.status === 415);
+    if (fileProblem) fieldError(kind, message);
+    notify(message, { kind: 'error', key: 'create', transient: fileProblem });
   } finally {
     button.disabled = false;
     button.removeAttribute('aria-busy');

@@ -62,11 +62,6 @@ export function formatCountdown(seconds) {
   return `${mm}:${p(ss)}`;
 }
 
-/** Words for screen readers: "59 minutes 7 seconds". */
-export function spokenDuration(seconds) {
-  return formatDuration(seconds);
-}
-
 /** A unix time in seconds (or an ISO date string) as a local time of day, or date and time. */
 export function formatTime(value) {
   if (value === null || value === undefined || value === '') return '';

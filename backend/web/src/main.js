@@ -6,8 +6,7 @@ import { initAuth, sessionLost, updateNetworkPill } from './auth.js';
 import { initComposer, resetComposer } from './composer.js';
 import { $, setText, show } from './dom.js';
 import { describeError } from './errors.js';
-import { formatBytes } from './format.js';
-import { clearNotices, dismissKey, notify } from './notices.js';
+import { bringToFront, clearNotices, dismissKey, notify } from './notices.js';
 import { on, state, updateSkew } from './state.js';
 import { initTokens, startPolling, stopPolling } from './tokens.js';
 import { closeViewer, initViewer, openViewer } from './viewer.js';
@@ -15,6 +14,7 @@ import { startDiscovery } from './wallet.js';
 
 // Listen for EIP-6963 announcements before anything else can miss them.
 startDiscovery();
+bringToFront();
 
 const VIEWS = ['loading', 'offline', 'welcome', 'app'];
 
@@ -42,10 +42,9 @@ function applyConfig(config) {
   updateSkew(config.server_time);
   for (const el of document.querySelectorAll('.js-chain-name')) setText(el, config.chain_name || `chain ${config.chain_id}`);
   for (const el of document.querySelectorAll('.js-chain-id')) setText(el, String(config.chain_id));
-  setText($('contract-address'), config.contract || '—');
-  $('contract-address').title = config.contract || '';
+  setText($('contract-address'), config.contract || '');
+  show($('contract-line'), !!config.contract);
   if (!config.max_upload_bytes) config.max_upload_bytes = 0;
-  document.documentElement.dataset.maxUpload = formatBytes(config.max_upload_bytes);
   updateNetworkPill();
 }
 

@@ -11,9 +11,21 @@ export const state = {
   skew: 0,
 };
 
+let skewKnown = false;
+
+/**
+ * Learn the server's clock from a `server_time`. Network latency makes each sample jitter by a
+ * fraction of a second, so the estimate only moves for a real difference (> 1 s): countdowns
+ * then tick down steadily instead of stalling or jumping back.
+ */
 export function updateSkew(serverTime) {
   const t = Number(serverTime);
-  if (Number.isFinite(t) && t > 0) state.skew = t - Date.now() / 1000;
+  if (!Number.isFinite(t) || t <= 0) return;
+  const sample = t - Date.now() / 1000;
+  if (!skewKnown || Math.abs(sample - state.skew) > 1) {
+    state.skew = sample;
+    skewKnown = true;
+  }
 }
 
 /** "Now" on the server's clock, in seconds. */

@@ -91,11 +91,6 @@ export function notePending(id, patch) {
   if (card) update(card, card.token);
 }
 
-export function tokenById(id) {
-  const card = cards.get(id);
-  return card ? card.token : null;
-}
-
 async function loop(gen) {
   while (running && gen === generation) {
     try {
@@ -187,7 +182,12 @@ function build(token) {
       h(
         'div',
         { class: 'tc-title' },
-        (refs.name = h('h3', { class: 'tc-name' })),
+        h(
+          'h3',
+          { class: 'tc-name' },
+          (refs.name = h('span')),
+          (refs.tokenId = h('span', { class: 'tc-id mono', hidden: true })),
+        ),
         (refs.meta = h('p', { class: 'tc-meta' })),
       ),
       (refs.badge = h('span', { class: 'badge' })),
@@ -217,7 +217,6 @@ function build(token) {
     ),
   );
   refs.rows = {
-    token: detailRow(refs.details, 'Token ID'),
     commitment: detailRow(refs.details, 'Commitment'),
     mint: detailRow(refs.details, 'Mint tx'),
     burn: detailRow(refs.details, 'Burn tx'),
@@ -247,7 +246,7 @@ function setRow(row, full, { short = true, copy = true } = {}) {
   const has = full !== null && full !== undefined && full !== '';
   show(row.row, has);
   if (!has) return;
-  const text = short ? shortHex(full, 10, 8) : String(full);
+  const text = short ? shortHex(full, 8, 6) : String(full);
   setText(row.value, text);
   row.value.dataset.full = String(full);
   row.value.title = String(full);
@@ -277,10 +276,10 @@ function update(card, token) {
   setText(refs.badge, STATUS[status].label);
   refs.badge.className = `badge badge-${STATUS[status].tone}`;
 
-  setRow(refs.rows.token, chain.token_id !== null && chain.token_id !== undefined ? `#${chain.token_id}` : null, {
-    short: false,
-    copy: false,
-  });
+  const hasId = chain.token_id !== null && chain.token_id !== undefined;
+  setText(refs.tokenId, hasId ? `#${chain.token_id}` : '');
+  refs.tokenId.title = hasId ? `Token ID ${chain.token_id} on chain ${chain.chain_id ?? ''}` : '';
+  show(refs.tokenId, hasId);
   setRow(refs.rows.commitment, chain.commitment);
   setRow(refs.rows.mint, chain.mint_tx);
   setRow(refs.rows.burn, chain.burn_tx);
@@ -323,16 +322,15 @@ function updateLife(card) {
   const { refs, token } = card;
   const status = card.el.dataset.status;
   const progress = refs.progress;
+  show(progress, status !== 'deleted' && status !== 'expired');
   if (status === 'deleted') {
-    setText(refs.lifeLabel, 'Shredded');
+    setText(refs.lifeLabel, token.shredded_at ? 'Deleted and shredded at' : 'Deleted and shredded');
     setText(refs.countdown, token.shredded_at ? formatTime(token.shredded_at) : '');
-    setProgress(progress, 0, 'Deleted');
     return;
   }
   if (status === 'expired') {
-    setText(refs.lifeLabel, 'Expired');
+    setText(refs.lifeLabel, token.expires_at ? 'Expired and shredded at' : 'Expired and shredded');
     setText(refs.countdown, token.expires_at ? formatTime(token.expires_at) : '');
-    setProgress(progress, 0, 'Expired');
     return;
   }
   if (status === 'persistent' || token.persistent || !token.expires_at) {

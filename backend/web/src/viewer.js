@@ -5,7 +5,7 @@ import { api } from './api.js';
 import { $, h, setText } from './dom.js';
 import { describeError } from './errors.js';
 import { formatBytes, formatTime } from './format.js';
-import { notify } from './notices.js';
+import { notify, openModal } from './notices.js';
 
 let objectUrl = null;
 let openFor = null;
@@ -30,7 +30,7 @@ export async function openViewer(token) {
     h('div', { class: 'viewer-loading' }, h('div', { class: 'spinner', 'aria-hidden': 'true' }), h('p', { class: 'muted', text: 'Decrypting…' })),
   );
   body.setAttribute('aria-busy', 'true');
-  if (!dialog.open) dialog.showModal();
+  openModal(dialog);
 
   let answer;
   try {
@@ -101,6 +101,3 @@ export function closeViewer() {
   if (dialog.open) dialog.close();
   else discard();
 }
-
-/** For tests: is a blob URL still alive? */
-export const liveObjectUrl = () => objectUrl;

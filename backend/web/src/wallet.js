@@ -27,8 +27,6 @@ export function toWalletError(err) {
   return new WalletError(Number.isFinite(code) ? code : undefined, message, err);
 }
 
-export const isUserRejection = (err) => toWalletError(err).code === USER_REJECTED;
-
 let store = null;
 
 /** Start listening for EIP-6963 announcements as early as possible. */
