@@ -16,7 +16,10 @@ Fixtures
                      ``dapp.shot(page, "name")`` saves artifacts/screenshots/name.png.
 ``backend_server``   session: the real backend (create_app + workers) on ``anvil`` with the
                      contract deployed; skipped while ``backend.create_app`` cannot be imported.
+                     ``backend_server.advance_time(n)`` moves its clock and Anvil's together.
 ``real_dapp``        like ``dapp`` but opening the page served by ``backend_server``.
+``real_dapp_for``    ``dapp, wallet = real_dapp_for(3)``: the real page as another Anvil account,
+                     with its own wallet and browser contexts (several wallets in one test).
 
 Run: ``.venv/bin/python -m pytest -p no:ape_test tests/e2e``.
 """
@@ -27,6 +30,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +226,16 @@ def dapp(browser: Any, wallet: InjectedWallet, recorder: RequestRecorder, static
 # --------------------------------------------------------------------------------------------
 
 
+class MovableClock:
+    """The backend's clock: this machine's time plus an offset that only moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 @dataclass
 class BackendServer:
     url: str
@@ -229,10 +243,25 @@ class BackendServer:
     app: Any
     record: dict[str, Any]
     anvil: Anvil
+    clock: MovableClock
 
     @property
     def contract(self) -> str:
         return str(self.record["address"])
+
+    @property
+    def services(self) -> Any:
+        """The app's services (``store``, ``vault``, ``chain``, ``worker``, ...)."""
+        return self.app.extensions["slt"]
+
+    def advance_time(self, seconds: int) -> None:
+        """Move Anvil's clock and the backend's together, so both see the same expiries.
+
+        Time only moves forward and the server is shared by the session: keep the total well
+        under ``nonce_ttl + 300`` s (600 s), because the page signs in with the browser's own
+        clock and the backend refuses a sign-in message older than that."""
+        self.anvil.increase_time(seconds)
+        self.clock.offset += seconds
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +270,8 @@ def backend_server(
 ) -> Iterator[BackendServer]:
     """The real backend: ``create_app(settings)`` with its workers, served by werkzeug in a
     thread on a free port, on ``anvil`` with the contract freshly deployed (tests/slt_harness).
+    Its clock is :class:`MovableClock`: ``backend_server.advance_time(n)`` moves it and Anvil's
+    forward together (expiry must be seen by both).
     The relayer (minter) is Anvil account 1 and the admin account 0: give the injected wallet
     another account (``wallet.account_index = 2``). Skipped while ``backend.create_app`` cannot
     be imported."""
@@ -272,12 +303,13 @@ def backend_server(
         outbox_interval=0.1,
         chain_timeout=2.0,
     )
-    app = create_app(settings, start_workers=True)
+    clock = MovableClock()
+    app = create_app(settings, clock=clock, start_workers=True)
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield BackendServer(public_url, settings, app, record, anvil)
+        yield BackendServer(public_url, settings, app, record, anvil, clock)
     finally:
         server.shutdown()
         server.server_close()
@@ -295,3 +327,25 @@ def real_dapp(browser: Any, wallet: InjectedWallet, recorder: RequestRecorder, b
         yield d
     finally:
         d.close()
+
+
+@pytest.fixture
+def real_dapp_for(browser: Any, recorder: RequestRecorder, backend_server, anvil: Anvil):
+    """Open the real backend's page as another Anvil account, in its own browser context and
+    with its own injected wallet: ``dapp, wallet = real_dapp_for(3)``; ``dapp.open()`` as usual.
+    All share ``recorder``. Accounts 0 (admin) and 1 (relayer) are taken; ``real_dapp`` is 2
+    (test_journey uses 3, 4 and 5)."""
+    made: list[Dapp] = []
+
+    def make(account_index: int) -> tuple[Dapp, InjectedWallet]:
+        w = InjectedWallet(anvil)
+        w.account_index = account_index
+        d = Dapp(browser, w, recorder, backend_server.url)
+        made.append(d)
+        return d, w
+
+    try:
+        yield make
+    finally:
+        for d in made:
+            d.close()

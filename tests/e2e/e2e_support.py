@@ -142,6 +142,12 @@ class Anvil:
             raise RpcError(int(e.get("code", -32603)), str(e.get("message", "")), e.get("data"))
         return answer["result"]
 
+    def increase_time(self, seconds: int) -> int:
+        """Move the chain's clock forward and mine a block; returns that block's timestamp."""
+        self.rpc("evm_increaseTime", [int(seconds)])
+        self.rpc("evm_mine")
+        return int(self.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
     def wait_for_receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -521,12 +527,18 @@ class RequestRecorder:
 # --------------------------------------------------------------------------------------------
 
 
+# The FakeApi's "contract": an address with no code on the shared Anvil, whatever runs first.
+# (0x5FbDB…0aa3, account 0's first deployment, is where the real backend's contract lands when
+# its tests run first; the fake flows' persist and burn calls would then hit it and revert.)
+FAKE_CONTRACT = "0x5954dA846aE78029Cf083bB5FF0fF289D77d6DEA"  # keccak of a label, never deployed
+
+
 def default_config(chain_id: int = ANVIL_CHAIN_ID, rpc_url: str = "http://127.0.0.1:8545"):
     return {
         "chain_id": chain_id,
         "chain_name": "Anvil",
         "rpc_url": rpc_url,
-        "contract": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "contract": FAKE_CONTRACT,
         "max_upload_bytes": 5 * 1024 * 1024,
         "emotions": ["joy", "calm", "curiosity", "sadness", "anger", "fear", "surprise"],
         "default_ttl_seconds": 3600,

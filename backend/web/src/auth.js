@@ -9,7 +9,7 @@ import { $, clear, h, setText, show } from './dom.js';
 import { describeError, UserError } from './errors.js';
 import { shortAddress } from './format.js';
 import { dismissKey, notify, openModal } from './notices.js';
-import { emit, state } from './state.js';
+import { emit, serverNow, state } from './state.js';
 import { discoverWallets, onWalletsChanged, parseChainId, Wallet } from './wallet.js';
 
 const NO_WALLET =
@@ -257,6 +257,8 @@ async function signIn() {
       nonce: nonce.nonce,
       statement: nonce.statement || undefined,
       version: '1',
+      // The server's clock, not this computer's: a skewed local clock must not block sign-in.
+      issuedAt: new Date(Math.floor(serverNow()) * 1000),
     });
     setBusy('sign-in', 'Sign the message in your wallet…');
     const signature = await state.wallet.signMessage(message);

@@ -323,6 +323,9 @@ function updateLife(card) {
   const status = card.el.dataset.status;
   const progress = refs.progress;
   show(progress, status !== 'deleted' && status !== 'expired');
+  if (status === 'deleted' || status === 'expired' || status === 'persistent' || token.persistent) {
+    card.el.classList.remove('ending'); // the urgent style is for a running countdown only
+  }
   if (status === 'deleted') {
     setText(refs.lifeLabel, token.shredded_at ? 'Deleted and shredded at' : 'Deleted and shredded');
     setText(refs.countdown, token.shredded_at ? formatTime(token.shredded_at) : '');
