@@ -14,7 +14,7 @@ export APE_DATA_FOLDER   ?= $(CACHE)/ape
 export PATH              := $(CACHE)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run test lint gas chromium clean web
+.PHONY: help setup run test lint gas hardening bench chromium clean web
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ run: setup ## run the product: local Anvil, deployed contract, backend and page
 test: setup chromium lint ## run every test
 	ape test tests/contracts --network ethereum:local:foundry -p no:cacheprovider
 	$(PY) -m pytest -p no:ape_test -p no:cacheprovider tests/backend tests/e2e tests/scripts
+	$(PY) -m pytest -p no:ape_test -p no:cacheprovider tests/hardening
+
+hardening: setup ## issue #6 checks in full (fuzz, auth matrix, flood, kill -9, outage, forensics, slither)
+	$(PY) tools/hardening.py
 
 lint: setup ## ruff and mypy
 	ruff check backend scripts tests tools
