@@ -5,12 +5,16 @@ Everything here is real: an Anvil process, the contract compiled by ape, deploye
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
+import wave
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -203,3 +207,44 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+class Clock:
+    """A backend clock that tests can move; starts at the wall clock."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def tiny_png(marker: bytes) -> bytes:
+    """A valid 1x1 PNG carrying ``marker`` in a tEXt chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00" + marker)
+        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def tiny_wav(marker: bytes) -> bytes:
+    """A valid 8 kHz mono WAV whose samples spell ``marker`` over and over."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(8000)
+        w.writeframes(marker * 50)
+    return out.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,25 +10,12 @@ import pytest
 from eth_account import Account
 from flask import Flask
 from flask.testing import FlaskClient
-from slt_harness import ANVIL_KEYS, Anvil, deploy, sign_text, siwe_message
+from slt_harness import ANVIL_KEYS, Anvil, Clock, deploy, sign_text, siwe_message
 
 from backend import Settings, create_app
 
 PUBLIC_URL = "http://127.0.0.1:8080"
 RELAYER_KEY = ANVIL_KEYS[1]
-
-
-class Clock:
-    """The backend's clock, movable by tests; starts at the wall clock."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture(scope="session")

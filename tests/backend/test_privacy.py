@@ -5,43 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import struct
-import wave
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from slt_harness import ANVIL_KEYS, wait_for
+from slt_harness import ANVIL_KEYS, tiny_png, tiny_wav, wait_for
 
 GRACE = ANVIL_KEYS[3]
 MARKERS = [b"marker-privacy-text-7f3a", b"marker-privacy-image-9c1d", b"marker-privacy-audio-4e2b"]
-
-
-def tiny_png(marker: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"tEXt", b"Comment\x00" + marker)
-        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
-def tiny_wav(marker: bytes) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(1)
-        w.setframerate(8000)
-        w.writeframes(marker * 50)
-    return out.getvalue()
 
 
 def database_bytes(app: Flask) -> bytes:

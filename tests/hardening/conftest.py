@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hardening_support import FIGURES, FIGURES_DIR, MODE, Clock, settings_for, write_json
-from slt_harness import Anvil, deploy
+from hardening_support import FIGURES, FIGURES_DIR, MODE, settings_for, write_json
+from slt_harness import Anvil, Clock, deploy
 
 from backend import create_app
 

@@ -9,11 +9,7 @@ load run's promises against the store and the chain.
 from __future__ import annotations
 
 import base64
-import io
 import sqlite3
-import struct
-import wave
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,38 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hardening_support import Ledger
+from slt_harness import tiny_png, tiny_wav  # noqa: F401 (re-exported for the tests)
 from web3 import Web3
 from web3.types import RPCEndpoint
 
 # Payload samples with markers --------------------------------------------------------------------
-
-
-def tiny_png(marker: bytes) -> bytes:
-    """A valid 1x1 PNG carrying ``marker`` in a tEXt chunk."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"tEXt", b"Comment\x00" + marker)
-        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
-def tiny_wav(marker: bytes) -> bytes:
-    """A valid 8 kHz mono WAV whose samples spell ``marker`` over and over."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(1)
-        w.setframerate(8000)
-        w.writeframes(marker * 50)
-    return out.getvalue()
 
 
 def marker_forms(marker: bytes) -> list[bytes]:

@@ -59,19 +59,6 @@ PUBLIC_URL = "http://127.0.0.1:8080"
 RELAYER_KEY = ANVIL_KEYS[1]
 
 
-class Clock:
-    """The backend's clock, movable by tests; starts at the wall clock."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 def settings_for(record: dict[str, Any], rpc_url: str, folder: Path, **changes: Any) -> Settings:
     """Settings of an in-process app on the given chain and a real SQLite file in ``folder``."""
     deployment = folder / "deployment.json"

@@ -26,7 +26,7 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 from hardening_evidence import tiny_png, tiny_wav
-from hardening_support import Clock, address_of, figure, knob, settings_for, wait_until
+from hardening_support import address_of, figure, knob, settings_for, wait_until
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from slt_harness import ANVIL_KEYS, Anvil, sign_text, siwe_message
+from slt_harness import ANVIL_KEYS, Anvil, Clock, sign_text, siwe_message
 
 from backend import create_app
 from backend.openapi import openapi_document

@@ -20,13 +20,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hardening_support import (
-    Clock,
     address_of,
     figure,
     settings_for,
     wait_until,
 )
-from slt_harness import ANVIL_KEYS, Anvil, sign_text, siwe_message
+from slt_harness import ANVIL_KEYS, Anvil, Clock, sign_text, siwe_message
 
 from backend import create_app
 from backend.auth import Auth
