@@ -105,13 +105,16 @@ def _read_limit() -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _limited(limit: Callable[[], str]) -> Callable[[F], F]:
-    """Two limits per endpoint: one per wallet (or IP when anonymous) and one per IP."""
+def _limited(limit: Callable[[], str], scope: str) -> Callable[[F], F]:
+    """Two limits: one per wallet (or IP when anonymous) and one per IP.
+
+    Every endpoint with the same ``scope`` draws on the same budget, so that the read limit
+    bounds a wallet's reads in all, not each read endpoint separately.
+    """
 
     def wrap(fn: F) -> F:
-        name = fn.__name__
-        per_wallet = limiter.limit(limit, key_func=_wallet_key, scope=lambda _: f"{name}:w")
-        per_ip = limiter.limit(limit, key_func=_ip_key, scope=lambda _: f"{name}:ip")
+        per_wallet = limiter.shared_limit(limit, scope=f"{scope}:w", key_func=_wallet_key)
+        per_ip = limiter.shared_limit(limit, scope=f"{scope}:ip", key_func=_ip_key)
         return cast(F, per_ip(per_wallet(fn)))
 
     return wrap
@@ -225,7 +228,7 @@ meta = Blueprint("meta", __name__)
 
 
 @tokens.post("/generate")
-@_limited(_create_limit)
+@_limited(_create_limit, "create")
 def generate() -> tuple[Response, int]:
     s = services()
     settings = s.settings
@@ -279,7 +282,7 @@ def generate() -> tuple[Response, int]:
 
 
 @tokens.get("/tokens")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def list_tokens() -> Response:
     who = identity()
     if who.address is None:
@@ -290,13 +293,13 @@ def list_tokens() -> Response:
 
 
 @tokens.get("/tokens/<payload_id>")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def get_token(payload_id: str) -> Response:
     return jsonify(token_status(services().vault.get_authorized(payload_id, identity())))
 
 
 @tokens.post("/tokens/<payload_id>/decrypt")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def decrypt(payload_id: str) -> Response:
     opened = services().vault.open(payload_id, identity())
     p = opened.payload
@@ -315,39 +318,40 @@ def decrypt(payload_id: str) -> Response:
 
 
 @tokens.post("/tokens/<payload_id>/persist")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def persist(payload_id: str) -> tuple[Response, int]:
     return jsonify(services().vault.persist(payload_id, identity())), 202
 
 
 @tokens.delete("/tokens/<payload_id>")
 @tokens.delete("/delete/<payload_id>")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def delete(payload_id: str) -> Response:
     p = services().vault.delete(payload_id, identity())
     return jsonify({"response": f"Token {p.id} deleted, data swiped clean.", "receipt": receipt(p)})
 
 
 @tokens.get("/tokens/<payload_id>/receipt")
-@_limited(_read_limit)
+@_limited(_read_limit, "read")
 def get_receipt(payload_id: str) -> Response:
     return jsonify(receipt(services().vault.get_authorized(payload_id, identity())))
 
 
 @auth_bp.get("/nonce")
-@_limited(_read_limit)
+@_limited(_read_limit, "nonce")
 def nonce() -> Response:
     return jsonify(services().auth.new_nonce())
 
 
 @auth_bp.post("/verify")
-@_limited(_create_limit)
+@_limited(_create_limit, "sign-in")
 def verify() -> Response:
     body = _json_body()
     return jsonify(services().auth.verify(body.get("message"), body.get("signature")))
 
 
 @auth_bp.get("/session")
+@_limited(_read_limit, "meta")
 def session() -> Response:
     who = identity()
     if who.address is None:
@@ -369,6 +373,7 @@ def logout() -> tuple[str, int]:
 
 
 @meta.get("/metadata/<int:token_id>")
+@_limited(_read_limit, "meta")
 def metadata(token_id: int) -> Response:
     s = services()
     p = s.store.get_by_chain_id(token_id)
@@ -392,14 +397,18 @@ def metadata(token_id: int) -> Response:
 
 
 @meta.get("/health")
+@_limited(_read_limit, "meta")
 def health() -> tuple[Response, int]:
     s = services()
     chain: dict[str, Any] = {"ok": False, "block": None, "chain_id": s.chain.chain_id}
+    # Always asks the chain (a health check must see it come back), and tells the vault, whose
+    # reads skip the chain for a few seconds after it failed to answer.
     try:
         chain["block"] = s.chain.block_number()
         chain["ok"] = True
+        s.vault.note_chain_up()
     except ChainUnavailable:
-        pass
+        s.vault.note_chain_down()
     counts = s.store.outbox_counts()
     ok = chain["ok"]
     body = {
@@ -492,6 +501,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(meta)
     limiter.init_app(app)
+    # Flask-Limiter logs every refused request at INFO: under a flood that is one log line per
+    # request, which costs the other users CPU and fills the disk. Its warnings still show.
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     app.register_error_handler(BackendError, _error)
     app.register_error_handler(HTTPException, _error)
 

@@ -99,7 +99,12 @@ class Chain:
     def __init__(
         self, rpc_url: str, deployment: Deployment, relayer_key: str | None, timeout: float = 5.0
     ) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        # No retries inside web3: the outbox retries with backoff, and a frozen node must not
+        # hold a request for six timeouts.
+        provider = Web3.HTTPProvider(
+            rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        )
+        self.w3 = Web3(provider)
         self.deployment = deployment
         self.address = deployment.address
         self.chain_id = deployment.chain_id

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .payloads import EMOTIONS
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ID = {"name": "payload_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NULLABLE_STR = {"type": "string", "nullable": True}
@@ -74,14 +76,17 @@ _RECEIPT = {
     },
 }
 
+_EMOTION = {"type": "string", "enum": list(EMOTIONS), "description": "case-insensitive"}
+_TTL = "seconds, at least 60 and at most SLT_MAX_TTL (30 days by default)"
+
 _GENERATE_JSON = {
     "type": "object",
     "required": ["prompt"],
     "properties": {
-        "prompt": {"type": "string"},
-        "emotion": {"type": "string"},
-        "user_id": {"type": "string"},
-        "ttl_seconds": {"type": "integer"},
+        "prompt": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        "emotion": _EMOTION,
+        "user_id": {"type": "string", "maxLength": 128},
+        "ttl_seconds": {"type": "integer", "minimum": 60, "description": _TTL},
         "switchable": {"type": "boolean"},
     },
 }
@@ -91,9 +96,9 @@ _GENERATE_FORM = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "emotion": {"type": "string"},
-        "ttl_seconds": {"type": "string"},
-        "switchable": {"type": "string"},
+        "emotion": _EMOTION,
+        "ttl_seconds": {"type": "string", "pattern": "^[0-9]+$", "description": _TTL},
+        "switchable": {"type": "string", "enum": ["true", "false", "1", "0", "on", "off"]},
     },
 }
 
@@ -226,7 +231,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {"security": _SECURED, "responses": {**_ok(_RECEIPT), **token_ops}},
             },
             "/auth/nonce": {
-                "get": {"responses": {**_ok({"type": "object", "required": ["nonce"]})}}
+                "get": {
+                    "responses": {**_ok({"type": "object", "required": ["nonce"]}), **_errors(429)}
+                }
             },
             "/auth/verify": {
                 "post": {
@@ -247,14 +254,14 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         **_ok({"type": "object", "required": ["token", "address"]}),
-                        **_errors(400, 401, 429),
+                        **_errors(400, 401, 413, 429),
                     },
                 }
             },
             "/auth/session": {
                 "get": {
                     "security": [{"session": []}],
-                    "responses": {**_ok({"type": "object"}), **_errors(400, 401)},
+                    "responses": {**_ok({"type": "object"}), **_errors(400, 401, 429)},
                 }
             },
             "/auth/logout": {"post": {"responses": {"204": {"description": "signed out"}}}},
@@ -267,9 +274,16 @@ def openapi_document() -> dict[str, Any]:
                         "schema": {"type": "integer"},
                     }
                 ],
-                "get": {"responses": {**_ok({"type": "object"}), **_errors(404)}},
+                "get": {"responses": {**_ok({"type": "object"}), **_errors(404, 429)}},
             },
-            "/health": {"get": {"responses": _ok({"type": "object", "required": ["status"]})}},
+            "/health": {
+                "get": {
+                    "responses": {
+                        **_ok({"type": "object", "required": ["status"]}),
+                        **_errors(429),
+                    }
+                }
+            },
             "/config": {"get": {"responses": _ok({"type": "object", "required": ["chain_id"]})}},
         },
     }

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,10 @@ from .payloads import Plaintext, RewardScorer, decode_emotion, encode_emotion
 from .store import Payload, Secret, SQLiteStore
 
 log = logging.getLogger(__name__)
+
+# After the chain fails to answer, requests use the last owner seen for this long instead of
+# each waiting out the RPC timeout (and its retries) again.
+CHAIN_RETRY_AFTER = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Vault:
         self.custody = custody_address.lower()
         self.scorer = scorer
         self.clock = clock
+        self._chain_down_until = 0.0  # time.monotonic(); 0 while the chain answers
 
     def _aad(self, payload_id: str, part: str) -> bytes:
         return associated_data(payload_id, self.chain.chain_id, self.chain.address, part)
@@ -160,22 +166,34 @@ class Vault:
         """The on-chain owner now; the last one seen if the chain is down or it was burned."""
         if payload.chain_token_id is None or payload.shredded:
             return payload.owner
+        if self.chain_recently_down():
+            return payload.owner
         try:
             owner = self.chain.owner_of(payload.chain_token_id)
         except ChainUnavailable:
+            self.note_chain_down()
             log.info("chain unreachable: using the last owner seen for %s", payload.id)
             return payload.owner
         return owner if owner is not None else payload.owner
+
+    def chain_recently_down(self) -> bool:
+        """True for a few seconds after the chain last failed to answer."""
+        return time.monotonic() < self._chain_down_until
+
+    def note_chain_down(self) -> None:
+        self._chain_down_until = time.monotonic() + CHAIN_RETRY_AFTER
+
+    def note_chain_up(self) -> None:
+        self._chain_down_until = 0.0
 
     def check_live(self, payload: Payload) -> None:
         """410 once shredded, or once its lifetime is over (even before the sweeper runs)."""
         if payload.shredded:
             reason = "expired" if payload.status == "expired" else "deleted"
-            raise Gone(
-                f"Token {payload.id} was {reason}; its data is gone.", code=f"token_{reason}"
-            )
+            verb = "has expired" if reason == "expired" else "was deleted"
+            raise Gone(f"This token {verb}; its data is gone.", code=f"token_{reason}")
         if payload.expires_at is not None and self.clock() >= payload.expires_at:
-            raise Gone(f"Token {payload.id} has expired; its data is gone.", code="token_expired")
+            raise Gone("This token has expired; its data is gone.", code="token_expired")
 
     def open(self, payload_id: str, who: Identity) -> Opened:
         payload = self.get_authorized(payload_id, who)
