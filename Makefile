@@ -14,7 +14,7 @@ export APE_DATA_FOLDER   ?= $(CACHE)/ape
 export PATH              := $(CACHE)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run test lint gas hardening bench chromium clean web
+.PHONY: help setup run test lint gas hardening bench bench-smoke wrk chromium clean web
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,17 @@ web: backend/web/dist/index.html
 backend/web/dist/index.html: node_modules/.installed $(WEB_SRC)
 	node backend/web/build.mjs
 
+wrk: ## install Debian's wrk (the benchmarks' HTTP load generator), if missing
+	@command -v wrk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
+
+bench: setup wrk ## what the privacy layer costs beside baselines: prints a table, writes docs/BENCHMARKS.md
+	$(PY) -m bench
+
+bench-smoke: setup wrk ## every benchmark at tiny sizes, as CI runs them (writes nothing)
+	$(PY) -m bench --smoke
+
 chromium: ## install Debian's Chromium for the browser tests, if missing
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -57,17 +68,18 @@ chromium: ## install Debian's Chromium for the browser tests, if missing
 run: setup ## run the product: local Anvil, deployed contract, backend and page
 	$(PY) -m backend dev
 
-test: setup chromium lint ## run every test
+test: setup chromium wrk lint ## run every test (and the benchmarks at tiny sizes, so they keep working)
 	ape test tests/contracts --network ethereum:local:foundry -p no:cacheprovider
 	$(PY) -m pytest -p no:ape_test -p no:cacheprovider tests/backend tests/e2e tests/scripts
 	$(PY) -m pytest -p no:ape_test -p no:cacheprovider tests/hardening
+	$(PY) -m bench --smoke
 
 hardening: setup ## issue #6 checks in full (fuzz, auth matrix, flood, kill -9, outage, forensics, slither)
 	$(PY) tools/hardening.py
 
 lint: setup ## ruff and mypy
-	ruff check backend scripts tests tools
-	ruff format --check backend scripts tests tools
+	ruff check backend scripts tests tools bench
+	ruff format --check backend scripts tests tools bench
 	mypy backend scripts
 
 gas: setup ## print the gas table: SLT against a naive reference contract

@@ -20,7 +20,12 @@ from eth_typing import ChecksumAddress, HexStr
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from .errors import ChainError, ChainUnavailable, ConfigError, DeploymentMismatch
 
@@ -305,7 +310,7 @@ class Chain:
             raise
         except _NETWORK_ERRORS as exc:
             raise ChainUnavailable(f"the chain is unreachable ({type(exc).__name__})") from None
-        except ValueError as exc:  # JSON-RPC errors come back as ValueError subclasses
+        except (Web3RPCError, ValueError) as exc:  # JSON-RPC errors (web3 7: Web3RPCError)
             raise ChainError(f"the chain refused: {_rpc_message(exc)}") from None
 
     def _error_name(self, exc: Exception) -> str:

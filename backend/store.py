@@ -13,6 +13,7 @@ Every write is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (not POSIX: SQLite's own busy waiting alone)
+    fcntl = None  # type: ignore[assignment]
+
+# A committing connection folds the WAL into the database once it holds this many pages. The
+# sweeper checkpoints every round in the background (see worker.py), so this is only the bound
+# for when no sweeper runs; at SQLite's default (1000) one request in a few hundred paid for the
+# checkpoint and its fsync.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payloads (
@@ -180,8 +192,12 @@ class SQLiteStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # Writers queue on a lock file before BEGIN IMMEDIATE: a blocked writer wakes as soon as
+        # the lock is free, where SQLite's busy handler sleeps 1, 2, 5, 10 … ms between tries.
+        self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
+        self._lock_fds: list[int] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db.executescript(SCHEMA)
@@ -196,8 +212,18 @@ class SQLiteStore:
         db.execute("PRAGMA secure_delete=ON")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        # One lock file descriptor per connection: flock() locks belong to an open file, so
+        # threads of one process exclude each other as processes do. Never the database file
+        # itself: closing any descriptor of it would drop SQLite's own POSIX locks.
+        fd = None
+        if fcntl is not None:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         with self._lock:
             self._all.append(db)
+            if fd is not None:
+                self._lock_fds.append(fd)
+        self._local.lock_fd = fd
         return db
 
     @property
@@ -211,24 +237,44 @@ class SQLiteStore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: all of it lands, or none of it."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        fd: int | None = self._local.lock_fd
+        if fd is not None:  # only a queue: SQLite's locking still guards every write
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+            for fd in self._lock_fds:
+                os.close(fd)
+            self._lock_fds.clear()
         self._local = threading.local()
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file and truncate it to zero bytes."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db = self.db
+        fd: int | None = self._local.lock_fd
+        # A TRUNCATE checkpoint keeps writers out while it runs: they queue on the lock file
+        # meanwhile, and start the moment it is done rather than after a busy-handler sleep.
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def pragma(self, name: str) -> Any:
         return self.db.execute(f"PRAGMA {name}").fetchone()[0]
@@ -306,19 +352,38 @@ class SQLiteStore:
             return _shred(db, payload_id, reason, now)
 
     def sweep_expired(self, now: float, limit: int) -> int:
-        """Shred up to ``limit`` payloads whose lifetime is over; returns how many."""
+        """Shred up to ``limit`` payloads whose lifetime is over; returns how many.
+
+        The same shred as :meth:`shred` for each (key and ciphertext deleted, an unsent mint
+        cancelled, else a burn queued for a minted token), set-wise: one statement of each kind
+        for the whole batch, in one transaction.
+        """
         with self.transaction() as db:
-            ids = [
-                r[0]
-                for r in db.execute(
-                    "SELECT id FROM payloads WHERE shredded_at IS NULL"
-                    " AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
-                    (now, limit),
-                )
-            ]
-            for payload_id in ids:
-                _shred(db, payload_id, "expired", now)
-        return len(ids)
+            rows = db.execute(
+                "SELECT p.id, p.chain_token_id, o.state FROM payloads AS p"
+                " LEFT JOIN outbox AS o ON o.kind = 'mint' AND o.payload_id = p.id"
+                " WHERE p.shredded_at IS NULL AND p.expires_at IS NOT NULL AND p.expires_at <= ?"
+                " LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            # Never sent: cancel the mint instead of minting and burning (as in _shred).
+            unsent = {r[0] for r in rows if r[1] is None and r[2] == "pending"}
+            db.executemany("DELETE FROM secrets WHERE payload_id = ?", [(r[0],) for r in rows])
+            db.executemany(
+                "UPDATE outbox SET state = 'cancelled' WHERE kind = 'mint' AND payload_id = ?",
+                [(i,) for i in unsent],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (kind, payload_id, next_attempt_at, created_at)"
+                " VALUES ('burn', ?, ?, ?)",
+                [(r[0], now, now) for r in rows if r[0] not in unsent and r[1] is not None],
+            )
+            db.executemany(
+                "UPDATE payloads SET status = 'expired', shredded_at = ?, shred_reason = 'expired',"
+                " secret_hash = NULL, burn_status = COALESCE(burn_status, ?) WHERE id = ?",
+                [(now, "not_minted" if r[0] in unsent else "pending", r[0]) for r in rows],
+            )
+        return len(rows)
 
     # Chain facts (from receipts and the event follower) ---------------------------------------
 

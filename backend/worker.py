@@ -1,12 +1,15 @@
 """Background work: the outbox sender, the event follower and the sweeper.
 
 - **Outbox.** Mints, burns and persists wait in the ``outbox`` table. Due mints are batched into
-  one ``mintBatch``; burns into one ``burnBatch``. Each transaction is signed, stored, then
-  broadcast; receipts are collected on later rounds. After a crash the stored bytes are sent
-  again (same nonce, so never twice). A payload already minted (found by its commitment on
-  chain) is never minted again. Failures retry with exponential backoff.
-- **Follower.** Reads the contract's events: mints (payload ↔ token id), burns from any wallet
-  (shred at once), transfers (the right to the data moves) and persists.
+  ``mintBatch`` transactions (several per round while a backlog lasts, up to
+  ``MINT_TXS_IN_FLIGHT`` unmined); burns into one ``burnBatch``. Each transaction is signed,
+  stored, then broadcast; receipts (mined or reverted) are collected on later rounds. After a
+  crash the stored bytes are sent again (same nonce, so never twice). A payload already minted
+  (found by its commitment on chain) is never minted again. Failures retry with exponential
+  backoff.
+- **Follower.** Reads the contract's events and is the one place they reach the store: mints
+  (payload ↔ token id), burns from any wallet (shred at once), transfers (the right to the data
+  moves) and persists.
 - **Sweeper.** Shreds expired payloads (their burns are queued by the shred itself), then
   checkpoints the WAL so no page image of a shredded secret is left in a file.
 
@@ -23,17 +26,25 @@ import threading
 import time
 from collections.abc import Callable
 
+import requests
+from web3.exceptions import TransactionNotFound
+from web3.types import RPCEndpoint
+
 from .chain import Chain, ChainEvent, MintRequest, SignedTx
 from .errors import BackendError, ChainError, ChainUnavailable, ConfigError
 from .store import Job, SQLiteStore
 
 log = logging.getLogger(__name__)
+_NETWORK_ERRORS = (OSError, TimeoutError, requests.exceptions.RequestException)
 
 ZERO = "0x" + "00" * 20
 RESEND_AFTER = 20.0
 MAX_BACKOFF = 60.0
 # A token whose end is this close when its mint is sent would expire before inclusion.
 MINT_MARGIN = 2
+# Mint transactions sent and not yet mined, at most. A 30M-gas block holds about 8 batches of
+# 100 (~35k gas a token): the worker keeps about one block's worth in the node's pool.
+MINT_TXS_IN_FLIGHT = 8
 
 
 class Worker:
@@ -58,6 +69,7 @@ class Worker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shreds_seen = 0
+        self._mints_in_flight = 0  # mint transactions without a receipt, as of the last round
         # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
         self._mint_to: dict[int, str] = {}
 
@@ -114,14 +126,21 @@ class Worker:
                 break
         if total:
             log.info("sweeper shredded %d expired payload(s)", total)
-        self.checkpoint_if_shredded(force=bool(total))
+        if not self.checkpoint_if_shredded(force=bool(total)):
+            # Fold the WAL into the database here, in the background, so that no request's
+            # commit pays for it (see WAL_AUTOCHECKPOINT_PAGES in store.py). PASSIVE: it never
+            # waits for a reader or a writer.
+            self.store.pragma("wal_checkpoint(PASSIVE)")
         return total
 
-    def checkpoint_if_shredded(self, force: bool = False) -> None:
+    def checkpoint_if_shredded(self, force: bool = False) -> bool:
+        """Checkpoint and truncate the WAL if anything was shredded since the last time."""
         shreds = self.store.count_payloads().get("deleted", 0)
         if force or shreds != self._shreds_seen:
             self._shreds_seen = shreds
             self.store.checkpoint()
+            return True
+        return False
 
     # Outbox ------------------------------------------------------------------------------------
 
@@ -139,18 +158,43 @@ class Worker:
         by_tx: dict[str, list[Job]] = {}
         for job in self.store.sent_jobs():
             by_tx.setdefault(str(job.tx_hash), []).append(job)
+        in_flight = 0
         for tx_hash, jobs in by_tx.items():
-            receipt = self.chain.receipt(tx_hash)
-            if receipt is None:
+            status = self._receipt_status(tx_hash)
+            if status is None:
                 self._maybe_resend(tx_hash, jobs)
+                in_flight += any(j.kind == "mint" for j in jobs)
                 continue
-            if receipt["status"] == 1:
-                for event in self.chain.decode_receipt_events(receipt):
-                    self.apply(event)
-                self.store.finish_tx(tx_hash, "mined")
-            else:
-                self.store.finish_tx(tx_hash, "reverted")
-                self._retry(jobs, "transaction reverted")
+            self._apply_receipt(tx_hash, jobs, status)
+        self._mints_in_flight = in_flight
+
+    def _receipt_status(self, tx_hash: str) -> int | None:
+        """The receipt's status: 1 mined, 0 reverted, None not mined (yet).
+
+        Asked without web3's result formatting: a mint of 100 has 500 logs, each formatted
+        with its address checksummed (a keccak each), which cost a quarter of the worker's CPU
+        for this one field. The events themselves reach the store through the follower.
+        """
+        try:
+            response = self.chain.w3.provider.make_request(
+                RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]
+            )
+        except _NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"the chain is unreachable ({type(exc).__name__})") from None
+        if response.get("error"):
+            raise ChainError(f"the chain refused a receipt: {str(response['error'])[:200]}")
+        result = response.get("result")
+        return None if result is None else int(str(result["status"]), 16)
+
+    def _apply_receipt(self, tx_hash: str, jobs: list[Job], status: int) -> None:
+        # A receipt only says mined or reverted. Its events (the token ids of a mint, a burn)
+        # reach the store through the follower, which reads the same logs moments later:
+        # decoding them here too doubled the worker's CPU per token.
+        if status == 1:
+            self.store.finish_tx(tx_hash, "mined")
+        else:
+            self.store.finish_tx(tx_hash, "reverted")
+            self._retry(jobs, "transaction reverted")
 
     def _maybe_resend(self, tx_hash: str, jobs: list[Job]) -> None:
         stored = self.store.get_raw_tx(tx_hash)
@@ -158,14 +202,32 @@ class Worker:
             self._retry(jobs, "transaction lost")
             return
         raw, nonce = stored
+        if self._known_to_node(tx_hash):
+            # Waiting in the node's pool (or mined since its receipt was asked for): the next
+            # round sees it. Sending the same bytes again would only be refused as known.
+            return
         sender = self.chain.relayer_address
         used = self.chain.w3.eth.get_transaction_count(sender, "latest")  # type: ignore[arg-type]
         if used > nonce:
-            # The nonce was spent by another transaction: ours can never land.
+            # Either ours was mined since its receipt was asked for (a block came in between
+            # the two questions), or another transaction spent the nonce: ours can never land.
+            status = self._receipt_status(tx_hash)
+            if status is not None:
+                self._apply_receipt(tx_hash, jobs, status)
+                return
             self.store.finish_tx(tx_hash, "dropped")
             self._retry(jobs, "transaction dropped")
             return
         self.chain.broadcast(raw)
+
+    def _known_to_node(self, tx_hash: str) -> bool:
+        try:
+            self.chain.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        except _NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"the chain is unreachable ({type(exc).__name__})") from None
+        return True
 
     def _retry(self, jobs: list[Job], error: str) -> None:
         now = self.clock()
@@ -174,14 +236,30 @@ class Worker:
             self.store.retry_jobs([job.id], error, now + delay)
 
     def send_mints(self) -> None:
-        jobs = self.store.due_jobs("mint", self.clock(), self.mint_batch_max)
-        if not jobs:
-            return
-        # A retried job goes alone, so one bad request cannot keep failing a whole batch.
-        retried = [j for j in jobs if j.attempts > 0]
-        if retried:
-            jobs = retried[:1]
-        chain_now = self.chain.latest_timestamp()
+        """Send due mints in ``mintBatch`` transactions of up to ``mint_batch_max``.
+
+        While full batches are due, one round sends several, keeping up to
+        ``MINT_TXS_IN_FLIGHT`` unconfirmed: a backlog drains at the chain's pace, not at one batch
+        per round.
+        """
+        chain_now: int | None = None
+        while self._mints_in_flight < MINT_TXS_IN_FLIGHT:
+            jobs = self.store.due_jobs("mint", self.clock(), self.mint_batch_max)
+            if not jobs:
+                return
+            if chain_now is None:
+                chain_now = self.chain.latest_timestamp()
+            full = len(jobs) == self.mint_batch_max
+            # A retried job goes alone, so one bad request cannot keep failing a whole batch.
+            retried = [j for j in jobs if j.attempts > 0]
+            if retried:
+                self._send_mint_batch(retried[:1], chain_now)
+                return
+            if not self._send_mint_batch(jobs, chain_now) or not full:
+                return
+
+    def _send_mint_batch(self, jobs: list[Job], chain_now: int) -> bool:
+        """Mint what is still to mint among ``jobs``; True if a transaction was sent."""
         requests, batch = [], []
         for job in jobs:
             payload = self.store.get_payload(job.payload_id)
@@ -201,8 +279,11 @@ class Worker:
                 MintRequest(payload.owner, payload.end_time, payload.switchable, payload.commitment)
             )
             batch.append(job)
-        if requests:
-            self._send("mint", batch, lambda: self.chain.sign_mint_batch(requests))
+        if not requests:
+            return False
+        sent = self._send("mint", batch, lambda: self.chain.sign_mint_batch(requests))
+        self._mints_in_flight += sent
+        return sent
 
     def send_burns(self) -> None:
         jobs = self.store.due_jobs("burn", self.clock(), self.burn_batch_max)
@@ -226,7 +307,8 @@ class Worker:
             sign = functools.partial(self.chain.sign_persist, payload.chain_token_id)
             self._send("persist", [job], sign)
 
-    def _send(self, kind: str, jobs: list[Job], sign: Callable[[], object]) -> None:
+    def _send(self, kind: str, jobs: list[Job], sign: Callable[[], object]) -> bool:
+        """Sign, record, broadcast; True if sent, False if refused (the jobs are retried)."""
         try:
             signed = sign()
         except ChainUnavailable:
@@ -234,12 +316,13 @@ class Worker:
         except ChainError as exc:  # refused at estimation: a revert we can name
             log.warning("%s of %d job(s) refused: %s", kind, len(jobs), exc.description)
             self._retry(jobs, exc.description)
-            return
+            return False
         assert isinstance(signed, SignedTx)
         self.store.record_sent([j.id for j in jobs], kind, signed.tx_hash, signed.raw, signed.nonce,
                                self.clock())  # fmt: skip
         self.chain.broadcast(signed.raw)
         log.info("sent %s of %d token(s): %s", kind, len(jobs), signed.tx_hash)
+        return True
 
     # Follower ----------------------------------------------------------------------------------
 

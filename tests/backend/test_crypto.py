@@ -435,10 +435,32 @@ def test_write_keyring_exclusive_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "master-keys.json"
     ring, _ = load_or_create_keyring(None, path)
     before = path.read_text()
-    with pytest.raises(ConfigError, match="not overwriting"):
+    with pytest.raises(FileExistsError):
         write_keyring(_ring(1), path, exclusive=True)
     assert path.read_text() == before
     assert KeyRing.from_json(before) == ring
+    assert [p.name for p in tmp_path.iterdir()] == ["master-keys.json"]  # no temp file left
+
+
+def test_concurrent_first_starts_share_one_key_file(tmp_path: Path) -> None:
+    """Two processes (gunicorn workers) creating the key file at once end with the same ring."""
+    import threading
+
+    path = tmp_path / "master-keys.json"
+    barrier = threading.Barrier(8)
+    rings: list[KeyRing] = []
+
+    def start() -> None:
+        barrier.wait()
+        rings.append(load_or_create_keyring(None, path)[0])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    on_disk = KeyRing.from_json(path.read_text())
+    assert len(rings) == 8 and all(r == on_disk for r in rings)
 
 
 # Commitment ----------------------------------------------------------------------------------

@@ -1,0 +1,464 @@
+"""``POST /generate`` under gunicorn (2 workers) and wrk, beside a bare Flask JSON endpoint.
+
+Both apps run under the same gunicorn command at the same time (one of them loaded at a time),
+and wrk (a separate process) sends both the same JSON body with ``bench/post.lua``. Runs
+alternate between the two; before each run of ours the outbox is drained, so every run of ours
+carries the minting of what it creates and none of an earlier run's. Only 127.0.0.1 is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from .common import (
+    ANVIL_KEYS,
+    LOOPBACK,
+    PYTHON,
+    Options,
+    Row,
+    Stack,
+    free_port,
+    http_json,
+    median,
+    pct,
+    stack,
+    wait_until,
+)
+
+LUA = Path(__file__).with_name("post.lua")
+PROMPT = (
+    "I keep a journal of how I feel before and after long runs. Today I was anxious in the"
+    " morning, then calm after ten kilometres along the river; suggest a way to notice the"
+    " change earlier in the day, and a short breathing exercise I could try at my desk."
+)
+BODY = json.dumps({"prompt": PROMPT, "emotion": "calm", "ttl_seconds": 3600})
+CONNECTIONS = 50
+MAX_RATE = 20_000  # requests per second: the count bound of a run is this × its seconds
+
+
+def bare_app() -> Flask:
+    """The baseline: a bare Flask JSON endpoint (``gunicorn 'bench.http:bare_app()'``)."""
+    app = Flask("bare")
+
+    @app.post("/generate")
+    def generate() -> tuple[Response, int]:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            return jsonify({"code": "invalid_json"}), 400
+        token = {"id": "token_" + secrets.token_hex(16), "chars": len(body["prompt"])}
+        return jsonify({"response": f"Token {token['id']} created.", "token": token}), 201
+
+    return app
+
+
+# Load ---------------------------------------------------------------------------------------
+
+
+def wrk(url: str, seconds: float, delay_ms: int = 0) -> dict[str, Any]:
+    """One bounded wrk run (1 thread, 50 connections); the Lua script's summary."""
+    assert url.startswith(f"http://{LOOPBACK}:"), "load loopback only"
+    wrk_bin = shutil.which("wrk")
+    if wrk_bin is None:
+        raise RuntimeError("wrk is not installed: `apt-get install -y wrk` (make bench does it)")
+    secs = max(1, round(seconds))
+    env = dict(
+        os.environ,
+        BENCH_BODY=BODY,
+        BENCH_MAX_REQUESTS=str(MAX_RATE * secs),
+        BENCH_DELAY_MS=str(delay_ms),
+    )
+    cmd = [wrk_bin, "-t1", f"-c{CONNECTIONS}", f"-d{secs}s", "--timeout", "10s", "-s", str(LUA)]
+    out = subprocess.run(
+        [*cmd, url], capture_output=True, text=True, env=env, timeout=secs + 60, check=True
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("BENCH-JSON ")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no summary: {out.stdout[-500:]} {out.stderr[-500:]}")
+    data: dict[str, Any] = json.loads(lines[-1].removeprefix("BENCH-JSON "))
+    data["seconds"] = data["duration_us"] / 1e6
+    data["rps"] = data["requests"] / data["seconds"]
+    data["capped"] = data["requests"] >= MAX_RATE * secs
+    return data
+
+
+class AccessLog:
+    """gunicorn's access log (``%(s)s %(D)s``): status and µs per request, read by offsets."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def since_mark(self) -> list[tuple[int, float]]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            text = fh.read().decode(errors="replace")
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                out.append((int(parts[0]), int(parts[1]) / 1e6))
+        return out
+
+
+class LeaseWatch(threading.Thread):
+    """Samples who holds the ``chain-worker`` lease while the load runs."""
+
+    def __init__(self, st: Stack) -> None:
+        super().__init__(daemon=True)
+        self.st = st
+        self.holders: set[str] = set()
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.25):
+            try:
+                holder = self.st.lease_holder()
+            except Exception:
+                continue
+            self.samples += 1
+            if holder:
+                self.holders.add(holder.split("-")[0])
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+# The benchmark ------------------------------------------------------------------------------
+
+
+def run(opts: Options) -> list[Row]:
+    seconds = opts.pick(8, 2)
+    rounds = opts.pick(4, 1)
+    paced_rounds = opts.pick(2, 1)
+    drain_timeout = opts.pick(300, 90)
+    with stack(opts, "http") as st:
+        names = ("bare", "ours", "web", "split")
+        logs = {k: AccessLog(st.workdir / f"access-{k}.log") for k in names}
+        ports = {k: free_port() for k in names}
+        # "web": the same app with no worker threads and a store of its own (its outbox only
+        # fills up): what the request path costs without minting beside it.
+        # "split": the same app with no worker threads, and `python -m backend worker` minting
+        # for its store in a process of its own (a relayer of its own, so no nonce is shared).
+        web_env = _own_store(st, "web", SLT_RUN_WORKERS="0")
+        split_env = _own_store(st, "split", SLT_RELAYER_KEY=SPLIT_RELAYER)
+        _grant_minter(st, SPLIT_RELAYER)
+        masters = {
+            "ours": st.gunicorn("bench.wsgi:app", ports["ours"], logs["ours"].path),
+            "bare": st.gunicorn("bench.http:bare_app()", ports["bare"], logs["bare"].path),
+            "web": st.gunicorn("bench.wsgi:app", ports["web"], logs["web"].path, **web_env),
+            "split": st.gunicorn(
+                "bench.wsgi:app", ports["split"], logs["split"].path,
+                **split_env, SLT_RUN_WORKERS="0",
+            ),
+        }  # fmt: skip
+        st.spawn([PYTHON, "-m", "backend", "worker"], "worker-split", **split_env)
+        split_db = Path(split_env["SLT_DATA_DIR"]) / "slt.sqlite3"
+        urls = {k: f"http://{LOOPBACK}:{p}/generate" for k, p in ports.items()}
+        for name, url in urls.items():  # both answer the same body as they should
+            status, body = http_json("POST", url, json.loads(BODY))
+            assert status == 201 and body["token"]["id"].startswith("token_"), (name, body)
+
+        def drain() -> float:
+            t0 = time.monotonic()
+            wait_until(
+                lambda: st.outbox_left() == 0 and _outbox_left(split_db) == 0,
+                timeout=drain_timeout,
+                step=0.2,
+            )
+            return time.monotonic() - t0
+
+        watch = LeaseWatch(st)
+        watch.start()
+        opts.log("  http: warm-up")
+        for name in names:
+            wrk(urls[name], 1)
+        drain()
+
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in names}
+        drains = []
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                # Every run starts with the outboxes empty: its chain worker minting what an
+                # earlier run created would slow whichever server runs next.
+                drains.append(drain())
+                logs[name].mark()
+                result = wrk(urls[name], seconds)
+                result["server_s"] = [t for s, t in logs[name].since_mark() if s == 201]
+                runs[name].append(result)
+                opts.log(
+                    f"  http: {name} saturated {result['rps']:.0f} req/s,"
+                    f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms"
+                )
+        rps = {k: median([x["rps"] for x in v]) for k, v in runs.items()}
+
+        # Paced: each connection waits between requests, offering about half our throughput.
+        delay_ms = max(1, round(CONNECTIONS / (0.5 * rps["ours"]) * 1000))
+        paced_names = ("bare", "ours", "web", "split")
+        paced: dict[str, list[dict[str, Any]]] = {k: [] for k in paced_names}
+        for r in range(paced_rounds):
+            for name in paced_names[r % 4 :] + paced_names[: r % 4]:
+                drains.append(drain())
+                logs[name].mark()
+                result = wrk(urls[name], seconds, delay_ms=delay_ms)
+                result["server_s"] = [t for s, t in logs[name].since_mark() if s == 201]
+                paced[name].append(result)
+                opts.log(
+                    f"  http: {name} paced {result['rps']:.0f} req/s,"
+                    f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms"
+                )
+        drains.append(drain())
+        watch.stop()
+        workers = _children(masters["ours"].pid)
+        chain_check = _chain_check(st)
+    return _rows(runs, paced, rps, delay_ms, drains, watch, workers, chain_check)
+
+
+SPLIT_RELAYER = ANVIL_KEYS[3]
+
+
+def _own_store(st: Stack, name: str, **env: str) -> dict[str, str]:
+    """Environment for a backend with a data folder of its own, key file and schema made."""
+    from backend.crypto import load_or_create_keyring
+    from backend.store import SQLiteStore
+
+    data = st.workdir / f"var-{name}"
+    load_or_create_keyring(None, data / "master-keys.json")
+    SQLiteStore(data / "slt.sqlite3").close()
+    return {"SLT_DATA_DIR": str(data), **env}
+
+
+def _grant_minter(st: Stack, key: str) -> None:
+    """Give a second relayer MINTER_ROLE (the admin is Anvil's first account)."""
+    from eth_account import Account
+
+    w3 = st.anvil.w3()
+    contract = w3.eth.contract(address=st.record["address"], abi=st.record["abi"])
+    admin = Account.from_key(ANVIL_KEYS[0])
+    tx = contract.functions.grantRoles(Account.from_key(key).address, 1).build_transaction(
+        {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address)}
+    )
+    signed = admin.sign_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30
+    )
+    assert receipt["status"] == 1
+
+
+def _outbox_left(db_path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as db:
+        row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
+        return int(row.fetchone()[0])
+
+
+def _chain_check(st: Stack) -> dict[str, Any]:
+    """What the chain and the store say about the senders after the load."""
+    with st.reader() as db:
+        txs = db.execute("SELECT state, COUNT(*) FROM transactions GROUP BY state").fetchall()
+        dup = db.execute(
+            "SELECT COUNT(*) FROM (SELECT nonce FROM transactions GROUP BY nonce"
+            " HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        minted = db.execute("SELECT COUNT(*) FROM payloads WHERE chain_token_id IS NOT NULL")
+        minted_n = minted.fetchone()[0]
+        total = db.execute("SELECT COUNT(*) FROM payloads").fetchone()[0]
+    contract = st.anvil.w3().eth.contract(address=st.record["address"], abi=st.record["abi"])
+    return {
+        "transactions": dict(txs),
+        "nonces_used_twice": dup,
+        "payloads": total,
+        "minted_in_store": minted_n,
+        "minted_on_chain": int(contract.functions.totalMinted().call()),
+    }
+
+
+def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    server = [t for x in results for t in x["server_s"]]
+    return {
+        "rps": median([x["rps"] for x in results]),
+        "p50_ms": median([x["latency_us"]["p50"] / 1e3 for x in results]),
+        "p99_ms": median([x["latency_us"]["p99"] / 1e3 for x in results]),
+        "max_ms": max(x["latency_us"]["max"] / 1e3 for x in results),
+        "server_p50_ms": pct(server, 50) * 1e3,
+        "server_p99_ms": pct(server, 99) * 1e3,
+        "requests": sum(x["requests"] for x in results),
+        "errors": sum(sum(x["errors"].values()) for x in results),
+        "capped": any(x["capped"] for x in results),
+        "runs": results,
+    }
+
+
+def _rows(
+    runs: dict[str, list[dict[str, Any]]],
+    paced: dict[str, list[dict[str, Any]]],
+    rps: dict[str, float],
+    delay_ms: int,
+    drains: list[float],
+    watch: LeaseWatch,
+    workers: list[int],
+    chain: dict[str, Any],
+) -> list[Row]:
+    sat = {k: _summary(v) for k, v in runs.items() if v}
+    pac = {k: _summary(v) for k, v in paced.items()}
+    for s in (*sat.values(), *pac.values()):
+        for x in s["runs"]:
+            x.pop("server_s", None)
+    ratio = rps["ours"] / rps["bare"]
+    errors = sat["ours"]["errors"] + pac["ours"]["errors"]
+    rows = [
+        Row(
+            "http",
+            "POST /generate throughput, gunicorn -w 2, wrk 50 connections",
+            f"{rps['ours']:,.0f} req/s",
+            f"bare Flask {rps['bare']:,.0f} req/s",
+            f"{ratio:.2f}",
+            "ratio ≥ 0.5",
+            ratio >= 0.5 and errors == 0,
+            {
+                "ours": sat["ours"],
+                "bare": sat["bare"],
+                "errors_ours": errors,
+                "drain_s": drains,
+                "note": (
+                    f"http: {sat['ours']['requests']:,} + {pac['ours']['requests']:,} requests"
+                    f" to ours, {errors} errors; before each run every outbox was drained (the"
+                    f" minting of what the last run created), in {max(drains):.1f} s at most."
+                ),
+            },
+        ),
+        Row(
+            "http",
+            "… the same, web tier only (no chain worker threads; minting deferred)",
+            f"{rps['web']:,.0f} req/s",
+            f"bare Flask {rps['bare']:,.0f} req/s",
+            f"{rps['web'] / rps['bare']:.2f}",
+            "—",
+            None,
+            {"web": sat["web"]},
+        ),
+        Row(
+            "http",
+            "… the same, chain worker in its own process (`python -m backend worker`)",
+            f"{rps['split']:,.0f} req/s",
+            f"bare Flask {rps['bare']:,.0f} req/s",
+            f"{rps['split'] / rps['bare']:.2f}",
+            "—",
+            None,
+            {"split": sat["split"]},
+        ),
+        Row(
+            "http",
+            "POST /generate latency at 50 concurrent, paced (off-chain part)",
+            f"p99 {pac['ours']['p99_ms']:.1f} ms (p50 {pac['ours']['p50_ms']:.1f})"
+            f" at {pac['ours']['rps']:,.0f} req/s",
+            f"bare p99 {pac['bare']['p99_ms']:.1f} ms at {pac['bare']['rps']:,.0f} req/s",
+            "—",
+            "p99 ≤ 25 ms",
+            pac["ours"]["p99_ms"] <= 25,
+            {
+                "ours": pac["ours"],
+                "bare": pac["bare"],
+                "delay_ms": delay_ms,
+                "note": (
+                    f"http latency: *paced* = 50 connections, each waiting {delay_ms} ms between"
+                    f" requests, about half of our saturated throughput. A mint happens later, in"
+                    f" the outbox, so each figure is the off-chain part; but for ours and for the"
+                    f" split set-up the minting of what the run creates (worker and Anvil) shares"
+                    f" the same 2 cores, which the web tier only row leaves out."
+                ),
+            },
+        ),
+        Row(
+            "http",
+            "… the same, web tier only (no minting on the same 2 cores)",
+            f"p99 {pac['web']['p99_ms']:.1f} ms (p50 {pac['web']['p50_ms']:.1f})"
+            f" at {pac['web']['rps']:,.0f} req/s",
+            "—",
+            "—",
+            "—",
+            None,
+            {"web": pac["web"]},
+        ),
+        Row(
+            "http",
+            "… the same, chain worker in its own process",
+            f"p99 {pac['split']['p99_ms']:.1f} ms (p50 {pac['split']['p50_ms']:.1f})"
+            f" at {pac['split']['rps']:,.0f} req/s",
+            "—",
+            "—",
+            "—",
+            None,
+            {"split": pac["split"]},
+        ),
+        Row(
+            "http",
+            "POST /generate latency at 50 concurrent, saturated",
+            f"p99 {sat['ours']['p99_ms']:.1f} ms (p50 {sat['ours']['p50_ms']:.1f})",
+            f"bare p99 {sat['bare']['p99_ms']:.1f} ms (p50 {sat['bare']['p50_ms']:.1f})",
+            f"{sat['ours']['p99_ms'] / sat['bare']['p99_ms']:.2f}× bare's p99",
+            "— (queueing: ≈ 50 ÷ throughput)",
+            None,
+            {
+                "note": (
+                    f"http latency, *saturated*: with 50 requests always in flight on 2 sync"
+                    f" workers, a request waits for the ~24 ahead of it, so its latency is about"
+                    f" 50 ÷ throughput ({50 / rps['ours'] * 1e3:.0f} ms for ours, "
+                    f"{50 / rps['bare'] * 1e3:.0f} ms for bare): the throughput row measures it."
+                ),
+            },
+        ),
+        Row(
+            "http",
+            "server time per POST /generate (gunicorn %(D)s, saturated)",
+            f"p50 {sat['ours']['server_p50_ms']:.2f} ms, p99 {sat['ours']['server_p99_ms']:.2f} ms",
+            f"bare p50 {sat['bare']['server_p50_ms']:.2f} ms,"
+            f" p99 {sat['bare']['server_p99_ms']:.2f} ms",
+            f"{sat['ours']['server_p50_ms'] / sat['bare']['server_p50_ms']:.1f}× bare's p50;"
+            f" web tier only p50 {sat['web']['server_p50_ms']:.2f} ms,"
+            f" p99 {sat['web']['server_p99_ms']:.2f} ms",
+        ),
+    ]
+    holders = sorted(watch.holders)
+    one = len(holders) == 1 and (not workers or int(holders[0]) in workers)
+    sane = chain["nonces_used_twice"] == 0 and not (set(chain["transactions"]) - {"mined", "sent"})
+    rows.append(
+        Row(
+            "http",
+            "chain worker: one sender among the 2 gunicorn workers",
+            f"{len(holders)} lease holder(s) in {watch.samples} samples;"
+            f" {sum(chain['transactions'].values())} txs,"
+            f" {chain['nonces_used_twice']} nonce reused",
+            f"workers {workers}",
+            "—",
+            "one holder, no nonce reused",
+            one and sane,
+            {"holders": holders, "workers": workers, **chain},
+        )
+    )
+    return rows

@@ -1,0 +1,197 @@
+"""The table on the terminal and docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .common import Row
+
+COLUMNS = ("what", "ours", "baseline (same run)", "ratio", "target", "")
+
+METHOD = """\
+## How each figure is measured
+
+Everything runs on this one machine, on 127.0.0.1 only; every load loop is bounded in count and
+in time. The machine is shared and noisy, so each figure is a median or a percentile, and each
+baseline is measured in the same run, interleaved with ours where the two can alternate.
+
+- **crypto** — in process. *Ours* is what the vault does for one payload: a fresh random
+  256-bit data key, AES-256-GCM over the payload under a fresh nonce with the payload's
+  associated data, and the data key wrapped under the current master key (decrypting: unwrap,
+  then open). *Fernet* is one `Fernet` object with a fixed key, as the original app used it.
+  *Raw AES-GCM* is one `AESGCM` object with a fixed key and a fresh nonce: the primitive alone.
+  The three alternate in rounds (rotating order, garbage collector off while timing); the figure
+  is the median time per operation over the rounds. The last crypto row adds what
+  `Vault.create` does around it (the emotion part and the SHA-256 commitment), for reference.
+- **http** — the backend under `gunicorn -w 2` (sync workers), built from `SLT_*` variables by
+  `bench/wsgi.py`, with its chain worker threads on and Anvil mining 1 s blocks, so the minting of
+  what the load creates runs beside it as in production. The baseline is a bare Flask app whose
+  `POST /generate` parses the same JSON and answers a small JSON object, under the same gunicorn
+  command. The load is `wrk` (a separate process, 1 thread, 50 connections) with a Lua script that
+  POSTs the same JSON body to both and stops each run after a fixed number of requests or seconds.
+  Two more servers run beside them, each with a store of its own: *web tier only*, the same app
+  with no chain worker threads (its mints wait), i.e. the request path alone; and *chain worker in
+  its own process*, the same app with no worker threads plus `python -m backend worker` (with a
+  second relayer key) minting what it creates. Runs rotate among the four; before each run every
+  outbox is drained, so no run pays for the minting of an earlier one. Throughput is the median
+  over runs. Latency is measured twice at 50 concurrent connections: *saturated* (each connection
+  sends its next request as soon as the last is answered — latency is then queueing, about 50 ÷
+  throughput) and *paced* (each connection waits between requests so the offered load is about
+  half of our measured throughput). The server-side figure is gunicorn's own request time
+  (`%(D)s`), i.e. the off-chain work on a request without the wait in the socket backlog. Rate
+  limiting stays on, with limits no run reaches.
+- **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
+  spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
+  default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
+  measured window, after a warm-up; *confirmed* is what the backend recorded as minted in the
+  same window. The ceiling is the block gas limit ÷ the mean gas per token of the batches mined
+  in the window, per 1 s block.
+- **shred** — `DELETE /tokens/<id>` against the gunicorn server, one at a time, for minted
+  payloads, anonymous (secret) and wallet-owned (session; the server asks the chain for
+  `ownerOf`). The time is the request's round trip; after each answer the secret row is checked
+  gone. *Gone from every file* polls the database and WAL files until no copy of the wrapped key
+  is left (the sweeper's checkpoint). *Wallet burn* sends `burn(tokenId)` from the owner's
+  wallet and times until the backend has shredded the payload (from broadcast, and from the
+  moment the receipt is seen).
+- **sweep** — 100,000 expired, minted payloads (1 KiB ciphertext each) are written to a fresh
+  store; a separate process then runs the sweeper (`Worker.sweep`: shred in batches of 2,000,
+  queue the burns, checkpoint the WAL) and reports its time and resident memory before, after
+  and at peak.
+- **storage** — payloads created through the vault into a fresh store; the growth of the
+  database file (after a WAL checkpoint) per payload, minus the plaintext.
+"""
+
+
+CHANGES = """\
+## What profiling changed (issue #7)
+
+Measured with py-spy on this machine; each change keeps the public API, the security
+properties and the test suite as they were.
+
+- **crypto** — `KeyRing` keeps one AES-GCM object per master key version (building one cost as
+  much as sealing 1 KiB); a data key is `os.urandom(32)` directly; a large payload is sealed
+  into a per-thread buffer holding only nonce and ciphertext, and opened through a memoryview.
+  Before: 1 KiB encrypt + wrap ≈ 6.8 µs at best; 1 MiB at 25% of raw AES-GCM's speed in some
+  runs (two fresh 1 MiB buffers per call made the allocator fault memory in again and again).
+  The 1 KiB "≥ 3× Fernet" target stays out of reach: see the note above.
+- **store** — writers queue on a lock file (`flock`) before `BEGIN IMMEDIATE`, so a blocked
+  writer wakes when the lock is free instead of sleeping in SQLite's busy handler (1, 2, 5, 10 …
+  ms), and so does the sweeper's TRUNCATE checkpoint, which keeps writers out while it runs;
+  requests no longer pay for WAL checkpoints (auto-checkpoint raised to 10,000 pages, the
+  sweeper checkpoints every round in the background); `sweep_expired` shreds a batch set-wise.
+  Before: commit p99 5.2 ms alone, p90 ≈ 1 ms with two writers; sweeping ≈ 3,000 records/s.
+- **worker** — a pending transaction was re-broadcast every round, the node answered
+  "already imported", the error escaped `Chain.broadcast` and the round died before sending more:
+  one batch of 100 per block (≈ 100 tokens/s). Now a transaction the node knows is left alone, a
+  transaction mined between two questions is no longer taken for dropped, a backlog is sent as
+  several batches per round (up to 8 unmined), receipts are read for their status only, and
+  events reach the store once, through the follower.
+
+Found by the same profiling, outside these three files (not changed here):
+
+- `api.py`: Flask-Limiter's `memory://` storage (limits 5.8) starts a `threading.Timer` on a hit
+  when none is running, and `Thread.start` waits until the new thread has run: about a fifth of
+  a `POST /generate`'s wall time on this busy machine. With limits off, the web tier served
+  about 1.6× the requests in the same setup.
+- `chain.py`: web3 7 raises `Web3RPCError`, which is not a `ValueError`, so `_call` lets JSON-RPC
+  errors through unmapped (the "already known" case of `broadcast` never matches). Decoding
+  events through web3's `process_log` recomputes each event's topic and checksums each address
+  (a keccak each): a third of the worker's CPU per minted token; encoding a `mintBatch` of 100
+  through web3 takes 20-40 ms.
+- `vault.py`: a wallet-owned `DELETE` asks the chain for `ownerOf` before it shreds.
+- Deployment: the chain worker's threads, inside a gunicorn worker, share that process's GIL
+  with its requests (web3's decoding and JSON parsing hold it for milliseconds at a time): compare
+  the paced latency of ours with that of the chain worker in its own process, above. Running
+  gunicorn with `SLT_RUN_WORKERS=0` beside one `python -m backend worker` avoids it.
+"""
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    return (row.what, row.ours, row.baseline, row.ratio, row.target, row.verdict)
+
+
+def print_table(rows: Sequence[Row], facts: dict[str, Any]) -> None:
+    print()
+    print(
+        f"Machine: {facts['cores']} cores, {facts['cpu_model']}, Python {facts['python']},"
+        f" {facts['os']}; load average {facts['load_average_at_start']} at start,"
+        f" {facts.get('load_average_at_end')} at end; mode {facts.get('mode')}"
+    )
+    widths = [len(c) for c in COLUMNS]
+    limit = (54, 34, 40, 30, 40, 6)
+    cells = [_cells(r) for r in rows]
+    for c in cells:
+        widths = [min(max(w, len(x)), lim) for w, x, lim in zip(widths, c, limit, strict=True)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = []
+        for v, w in zip(values, widths, strict=True):
+            parts.append(v if len(v) <= w else v[: w - 1] + "…")
+        return " | ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True))
+
+    print(line(COLUMNS))
+    print("-+-".join("-" * w for w in widths))
+    bench = None
+    for r, c in zip(rows, cells, strict=True):
+        if bench is not None and r.bench != bench:
+            print("-+-".join(" " * w for w in widths))
+        bench = r.bench
+        print(line(c))
+    print()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def write_markdown(path: Path, rows: Sequence[Row], facts: dict[str, Any]) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmarks",
+        "",
+        "What the privacy layer costs, each figure beside a baseline measured in the same run.",
+        "Generated by `make bench` (`python -m bench`); do not edit by hand.",
+        "",
+        "## Machine",
+        "",
+        "| fact | value |",
+        "|---|---|",
+    ]
+    labels = {
+        "cores": "cores",
+        "cpu_model": "CPU model",
+        "python": "Python",
+        "os": "OS",
+        "memory": "memory",
+        "load_average_at_start": "load average at start (1, 5, 15 min)",
+        "load_average_at_end": "load average at end",
+        "sqlite": "SQLite",
+        "cryptography": "cryptography",
+        "flask": "Flask",
+        "gunicorn": "gunicorn",
+        "wrk": "wrk",
+        "anvil": "Anvil",
+        "commit": "commit measured (plus the working tree)",
+        "duration_s": "run time (s)",
+    }
+    for key, label in labels.items():
+        if key in facts:
+            out.append(f"| {label} | {_md(str(facts[key]))} |")
+    out.append(f"| date | {facts.get('date', now)} |")
+    out += ["", "## Results", "", "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(_md(c) for c in _cells(r)) + " |")
+    missed = [r.what for r in rows if r.met is False]
+    met = sum(r.met is True for r in rows)
+    listed = f" ({'; '.join(missed)})" if missed else ""
+    out += ["", f"Targets met: {met}; missed: {len(missed)}{listed}.", ""]
+    notes = [r.data.get("note") for r in rows if r.data.get("note")]
+    if notes:
+        out += ["## Notes from this run", ""] + [f"- {n}" for n in notes] + [""]
+    out.append(METHOD)
+    out.append(CHANGES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out))
