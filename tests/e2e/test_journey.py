@@ -473,7 +473,7 @@ def test_full_journey(real_dapp, backend_server, wallet, recorder):
     assert chain.expired_or_gone(short_no), "the chain does not see the token as expired"
 
     short_card.get_by_role("button", name=re.compile("^View")).click()
-    refusal = notice(page, re.compile(r"Token token_[0-9a-f]{32} (has|was) expired"))
+    refusal = notice(page, re.compile(r"[Tt]oken (token_[0-9a-f]{32} )?(has|was) expired"))
     expect(refusal).to_be_visible()
     expect(refusal).to_have_class(re.compile(r"\bnotice-error\b"))
     expect(refusal).to_contain_text("its data is gone")
