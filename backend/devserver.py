@@ -112,11 +112,14 @@ def run_dev(port: int = 8080, anvil_port: int = 8545) -> int:
 
         app = create_app(Settings.from_env())
         _banner(public_url, rpc_url, record["address"])
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
         except KeyboardInterrupt:
             pass
+        # Shutting down: a second Ctrl-C or SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         app.extensions["slt"].worker.stop()
     finally:
         anvil.send_signal(signal.SIGINT)  # Anvil writes its state file on the way out
@@ -126,6 +129,10 @@ def run_dev(port: int = 8080, anvil_port: int = 8545) -> int:
             anvil.kill()
         print("stopped: backend and Anvil")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _banner(public_url: str, rpc_url: str, contract: str) -> None:
