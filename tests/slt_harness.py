@@ -221,6 +221,18 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.offset += seconds
 
+    @classmethod
+    def agreeing_with(cls, anvil: Anvil) -> Clock:
+        """A clock no earlier than the chain's, as in production.
+
+        Tests share an Anvil and some move its time forward; a backend clock left behind would
+        see every mint as expiring before it lands (the outbox then cancels it).
+        """
+        clock = cls()
+        chain_now = anvil.w3().eth.get_block("latest")["timestamp"]
+        clock.advance(max(0.0, chain_now - clock()))
+        return clock
+
 
 def tiny_png(marker: bytes) -> bytes:
     """A valid 1x1 PNG carrying ``marker`` in a tEXt chunk."""

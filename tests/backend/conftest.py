@@ -32,15 +32,7 @@ def record(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 @pytest.fixture
 def clock(anvil: Anvil) -> Clock:
-    """The backend's clock, agreeing with the chain's as in production.
-
-    Tests share one Anvil, and some move its time forward; a backend clock left behind would
-    see every mint as expiring before it lands (the outbox then cancels it).
-    """
-    backend_clock = Clock()
-    chain_now = anvil.w3().eth.get_block("latest")["timestamp"]
-    backend_clock.advance(max(0.0, chain_now - backend_clock()))
-    return backend_clock
+    return Clock.agreeing_with(anvil)
 
 
 @pytest.fixture

@@ -32,11 +32,7 @@ def record(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 @pytest.fixture
 def clock(anvil: Anvil) -> Clock:
-    """The backend's clock, agreeing with the (shared, sometimes time-travelled) chain's."""
-    backend_clock = Clock()
-    chain_now = anvil.w3().eth.get_block("latest")["timestamp"]
-    backend_clock.advance(max(0.0, chain_now - backend_clock()))
-    return backend_clock
+    return Clock.agreeing_with(anvil)
 
 
 @pytest.fixture
