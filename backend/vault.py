@@ -17,15 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .chain import Chain
-from .crypto import (
-    InvalidTag,
-    KeyRing,
-    associated_data,
-    commitment,
-    new_data_key,
-    open_sealed,
-    seal,
-)
+from .crypto import InvalidTag, KeyRing, aad_prefix, commitment
 from .errors import (
     BackendError,
     ChainUnavailable,
@@ -89,9 +81,13 @@ class Vault:
         self.scorer = scorer
         self.clock = clock
         self._chain_down_until = 0.0  # time.monotonic(); 0 while the chain answers
+        self._aad_prefix = aad_prefix(chain.chain_id, chain.address)
 
-    def _aad(self, payload_id: str, part: str) -> bytes:
-        return associated_data(payload_id, self.chain.chain_id, self.chain.address, part)
+    def _aads(self, payload_id: str) -> tuple[bytes, bytes, bytes]:
+        """The associated data of a payload's content, emotion and wrapped key (as
+        :func:`~backend.crypto.associated_data` makes them, with the deployment's prefix kept)."""
+        base = self._aad_prefix + payload_id.encode()
+        return base + b"/content", base + b"/emotion", base + b"/key"
 
     # Create ------------------------------------------------------------------------------------
 
@@ -100,16 +96,17 @@ class Vault:
         payload_id = "token_" + secrets.token_hex(16)
         now = self.clock()
         end_time = int(now) + ttl
-        data_key = new_data_key()
-        ciphertext = seal(plain.body, data_key, self._aad(payload_id, "content"))
+        content_aad, emotion_aad, key_aad = self._aads(payload_id)
         emotion_blob = encode_emotion(plain.emotion)
-        emotion_ct = (
-            None
-            if emotion_blob is None
-            else seal(emotion_blob, data_key, self._aad(payload_id, "emotion"))
-        )
-        version, wrapped = self.keyring.wrap(data_key, self._aad(payload_id, "key"))
-        del data_key
+        if emotion_blob is None:
+            version, wrapped, (ciphertext,) = self.keyring.seal(
+                (plain.body,), (content_aad,), key_aad
+            )
+            emotion_ct = None
+        else:
+            version, wrapped, (ciphertext, emotion_ct) = self.keyring.seal(
+                (plain.body, emotion_blob), (content_aad, emotion_aad), key_aad
+            )
         secret = None if owner else secrets.token_urlsafe(32)
         payload = Payload(
             id=payload_id,
@@ -201,15 +198,16 @@ class Vault:
         secret = self.store.get_secret(payload_id)
         if secret is None:
             raise Gone(f"Token {payload_id} was deleted; its data is gone.", code="token_deleted")
+        content_aad, emotion_aad, key_aad = self._aads(payload_id)
+        blobs, aads = [secret.ciphertext], [content_aad]
+        if secret.emotion_ct is not None:
+            blobs.append(secret.emotion_ct)
+            aads.append(emotion_aad)
         try:
-            key = self.keyring.unwrap(
-                secret.wrapped_key, secret.key_version, self._aad(payload_id, "key")
+            body, *rest = self.keyring.open(
+                secret.wrapped_key, secret.key_version, key_aad, blobs, aads
             )
-            body = open_sealed(secret.ciphertext, key, self._aad(payload_id, "content"))
-            emotion = None
-            if secret.emotion_ct is not None:
-                emotion_blob = open_sealed(secret.emotion_ct, key, self._aad(payload_id, "emotion"))
-                emotion = decode_emotion(emotion_blob)
+            emotion = decode_emotion(rest[0]) if rest else None
         except InvalidTag:
             log.error("integrity check failed for %s", payload_id)
             raise BackendError("The stored payload failed its integrity check.") from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from backend.crypto import (
     NONCE_BYTES,
     InvalidTag,
     KeyRing,
+    _KeyMaterial,
     associated_data,
     commitment,
     load_or_create_keyring,
@@ -245,6 +248,104 @@ def test_keyring_unwrap_of_unknown_version_is_a_config_error() -> None:
     _, wrapped = ring.wrap(new_data_key(), AAD)
     with pytest.raises(ConfigError, match="master key version 7 is not in the key ring"):
         ring.unwrap(wrapped, 7, AAD)
+
+
+AAD_EMOTION = associated_data("token_" + "ab" * 16, 31337, CONTRACT, "emotion")
+AAD_KEY = associated_data("token_" + "ab" * 16, 31337, CONTRACT, "key")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [[PLAIN], [PLAIN, b'{"emotion": "calm"}'], [b""], [os.urandom(200 * 1024), b"x"]],
+    ids=["one", "two", "empty", "large-and-small"],
+)
+def test_keyring_seal_open_round_trip(parts: list[bytes]) -> None:
+    ring = _ring(1)
+    aads = [AAD, AAD_EMOTION][: len(parts)]
+    version, wrapped, blobs = ring.seal(parts, aads, AAD_KEY)
+    assert version == 1 and len(blobs) == len(parts)
+    assert ring.open(wrapped, version, AAD_KEY, blobs, aads) == parts
+    # The layouts are the plain ones: the key unwraps alone and each blob opens with it.
+    data_key = ring.unwrap(wrapped, version, AAD_KEY)
+    assert [open_sealed(b, data_key, a) for b, a in zip(blobs, aads, strict=True)] == parts
+
+
+def test_keyring_seal_uses_a_fresh_key_and_wrap_nonce_each_time_and_part_nonces_by_index() -> None:
+    ring = _ring(1)
+    sealed = [ring.seal([PLAIN, PLAIN], [AAD, AAD_EMOTION], AAD_KEY) for _ in range(2000)]
+    keys = {ring.unwrap(w, v, AAD_KEY) for v, w, _ in sealed}
+    assert len(keys) == 2000 and all(len(k) == KEY_BYTES for k in keys)
+    assert len({w[:NONCE_BYTES] for _, w, _ in sealed}) == 2000
+    # Under one data key the two parts never share a nonce: part i uses nonce i.
+    assert {(b[0][:NONCE_BYTES], b[1][:NONCE_BYTES]) for _, _, b in sealed} == {
+        (bytes(NONCE_BYTES), (1).to_bytes(NONCE_BYTES, "big"))
+    }
+
+
+@pytest.mark.parametrize("what", ["content", "emotion", "wrapped", "swapped", "key_aad"])
+def test_keyring_open_of_anything_altered_raises_invalid_tag(what: str) -> None:
+    ring = _ring(1)
+    aads = [AAD, AAD_EMOTION]
+    version, wrapped, blobs = ring.seal([PLAIN, b"calm"], aads, AAD_KEY)
+    key_aad = AAD_KEY
+    if what == "content":
+        blobs[0] = _flip(blobs[0], 20)
+    elif what == "emotion":
+        blobs[1] = _flip(blobs[1], -1)
+    elif what == "wrapped":
+        wrapped = _flip(wrapped, 30)
+    elif what == "swapped":
+        blobs.reverse()
+    else:
+        key_aad = AAD
+    with pytest.raises(InvalidTag):
+        ring.open(wrapped, version, key_aad, blobs, aads)
+
+
+def test_keyring_seal_refuses_mismatched_or_too_many_parts() -> None:
+    ring = _ring(1)
+    with pytest.raises(ValueError, match="one associated data per part"):
+        ring.seal([PLAIN, PLAIN], [AAD], AAD_KEY)
+    with pytest.raises(ValueError, match="at most 8 parts"):
+        ring.seal([PLAIN] * 9, [AAD] * 9, AAD_KEY)
+
+
+def test_key_material_is_never_handed_out_twice_across_threads() -> None:
+    pool = _KeyMaterial()
+    taken: list[tuple[bytes, bytes]] = []
+
+    def take() -> None:
+        taken.extend(pool.take() for _ in range(2500))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == 10_000 == len(set(taken))
+    assert {(len(k), len(n)) for k, n in taken} == {(KEY_BYTES, NONCE_BYTES)}
+
+
+def test_key_material_of_a_forked_child_differs_from_its_parents() -> None:
+    # Without the at-fork reset, parent and child would pop the same waiting pair: the same
+    # data key and, worse, the same nonce under the master key.
+    pool = _KeyMaterial()
+    pool.take()  # the pool now holds pairs the child inherits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next pair and leave at once
+        try:
+            key, nonce = pool.take()
+            os.write(write, key + nonce)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        child = fh.read()
+    os.waitpid(pid, 0)
+    key, nonce = pool.take()
+    assert len(child) == KEY_BYTES + NONCE_BYTES
+    assert child != key + nonce
 
 
 def test_keyring_rotated_adds_a_new_current_version_and_keeps_the_old() -> None:
