@@ -15,6 +15,7 @@ from .config import Settings
 from .crypto import load_or_create_keyring
 from .errors import ChainUnavailable
 from .payloads import load_scorer
+from .ratelimit import RateLimiter
 from .store import SQLiteStore
 from .vault import Vault
 from .worker import Worker
@@ -69,10 +70,14 @@ def create_app(
     )
 
     app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keys in the order written
     app.config["SLT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 64 * 1024
-    app.config["RATELIMIT_ENABLED"] = settings.rate_limits_enabled
-    app.extensions["slt"] = Services(settings, store, chain, vault, auth, worker)
+    limiter = RateLimiter(
+        {"create": settings.rate_limit_create, "read": settings.rate_limit_read},
+        enabled=settings.rate_limits_enabled,
+    )
+    app.extensions["slt"] = Services(settings, store, chain, vault, auth, worker, limiter)
     register(app)
 
     if settings.run_workers if start_workers is None else start_workers:

@@ -7,17 +7,14 @@ Request shapes of the original app still work: ``POST /generate`` with
 from __future__ import annotations
 
 import base64
+import functools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, send_from_directory
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException
 
 from .auth import Auth
@@ -33,6 +30,7 @@ from .payloads import (
     check_upload,
     text_plaintext,
 )
+from .ratelimit import RateLimiter
 from .store import Payload, SQLiteStore
 from .vault import Identity, Vault
 from .worker import Worker
@@ -55,6 +53,7 @@ class Services:
     vault: Vault
     auth: Auth
     worker: Worker
+    limiter: RateLimiter
 
 
 def services() -> Services:
@@ -86,57 +85,30 @@ def _wallet_key() -> str:
         who = identity()
     except BackendError:
         who = Identity()
-    return f"wallet:{who.address}" if who.address else f"ip:{get_remote_address()}"
-
-
-def _ip_key() -> str:
-    return f"ip:{get_remote_address()}"
-
-
-class _InlineExpiryMemoryStorage(MemoryStorage):
-    """limits' in-process storage, without a new timer thread per request.
-
-    ``MemoryStorage`` starts a ``threading.Timer`` on every hit whose only job is to drop old
-    keys; under load that thread start was a fifth of a request's time. Counters expire lazily on
-    read anyway, so here the clean-up runs inline, at most once a second. (Overrides a private
-    method of limits, pinned in requirements.lock; the backend tests cover 429s.)
-    """
-
-    STORAGE_SCHEME = ["slt-memory"]
-    _last_expiry = 0.0
-
-    def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
-        if now - self._last_expiry >= 1.0:
-            self._last_expiry = now
-            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
-
-
-limiter = Limiter(key_func=_ip_key, storage_uri="slt-memory://", headers_enabled=True)
-
-
-def _create_limit() -> str:
-    return str(current_app.config["SLT_SETTINGS"].rate_limit_create)
-
-
-def _read_limit() -> str:
-    return str(current_app.config["SLT_SETTINGS"].rate_limit_read)
+    return f"wallet:{who.address}" if who.address else f"ip:{request.remote_addr}"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _limited(limit: Callable[[], str], scope: str) -> Callable[[F], F]:
-    """Two limits: one per wallet (or IP when anonymous) and one per IP.
+def _limited(limit: str, scope: str) -> Callable[[F], F]:
+    """Two budgets of ``limit``: one per wallet (or IP when anonymous) and one per IP.
 
-    Every endpoint with the same ``scope`` draws on the same budget, so that the read limit
+    Every endpoint with the same ``scope`` draws on the same budgets, so that the read limit
     bounds a wallet's reads in all, not each read endpoint separately.
     """
+    wallet_scope, ip_scope = f"{scope}:w", f"{scope}:ip"
 
     def wrap(fn: F) -> F:
-        per_wallet = limiter.shared_limit(limit, scope=f"{scope}:w", key_func=_wallet_key)
-        per_ip = limiter.shared_limit(limit, scope=f"{scope}:ip", key_func=_ip_key)
-        return cast(F, per_ip(per_wallet(fn)))
+        @functools.wraps(fn)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            limiter = services().limiter
+            if limiter.enabled:
+                limiter.hit(limit, wallet_scope, _wallet_key())
+                limiter.hit(limit, ip_scope, f"ip:{request.remote_addr}")
+            return fn(*args, **kwargs)
+
+        return cast(F, limited)
 
     return wrap
 
@@ -249,7 +221,7 @@ meta = Blueprint("meta", __name__)
 
 
 @tokens.post("/generate")
-@_limited(_create_limit, "create")
+@_limited("create", "create")
 def generate() -> tuple[Response, int]:
     s = services()
     settings = s.settings
@@ -303,7 +275,7 @@ def generate() -> tuple[Response, int]:
 
 
 @tokens.get("/tokens")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def list_tokens() -> Response:
     who = identity()
     if who.address is None:
@@ -314,13 +286,13 @@ def list_tokens() -> Response:
 
 
 @tokens.get("/tokens/<payload_id>")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def get_token(payload_id: str) -> Response:
     return jsonify(token_status(services().vault.get_authorized(payload_id, identity())))
 
 
 @tokens.post("/tokens/<payload_id>/decrypt")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def decrypt(payload_id: str) -> Response:
     opened = services().vault.open(payload_id, identity())
     p = opened.payload
@@ -339,40 +311,40 @@ def decrypt(payload_id: str) -> Response:
 
 
 @tokens.post("/tokens/<payload_id>/persist")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def persist(payload_id: str) -> tuple[Response, int]:
     return jsonify(services().vault.persist(payload_id, identity())), 202
 
 
 @tokens.delete("/tokens/<payload_id>")
 @tokens.delete("/delete/<payload_id>")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def delete(payload_id: str) -> Response:
     p = services().vault.delete(payload_id, identity())
     return jsonify({"response": f"Token {p.id} deleted, data swiped clean.", "receipt": receipt(p)})
 
 
 @tokens.get("/tokens/<payload_id>/receipt")
-@_limited(_read_limit, "read")
+@_limited("read", "read")
 def get_receipt(payload_id: str) -> Response:
     return jsonify(receipt(services().vault.get_authorized(payload_id, identity())))
 
 
 @auth_bp.get("/nonce")
-@_limited(_read_limit, "nonce")
+@_limited("read", "nonce")
 def nonce() -> Response:
     return jsonify(services().auth.new_nonce())
 
 
 @auth_bp.post("/verify")
-@_limited(_create_limit, "sign-in")
+@_limited("create", "sign-in")
 def verify() -> Response:
     body = _json_body()
     return jsonify(services().auth.verify(body.get("message"), body.get("signature")))
 
 
 @auth_bp.get("/session")
-@_limited(_read_limit, "meta")
+@_limited("read", "meta")
 def session() -> Response:
     who = identity()
     if who.address is None:
@@ -394,7 +366,7 @@ def logout() -> tuple[str, int]:
 
 
 @meta.get("/metadata/<int:token_id>")
-@_limited(_read_limit, "meta")
+@_limited("read", "meta")
 def metadata(token_id: int) -> Response:
     s = services()
     p = s.store.get_by_chain_id(token_id)
@@ -418,7 +390,7 @@ def metadata(token_id: int) -> Response:
 
 
 @meta.get("/health")
-@_limited(_read_limit, "meta")
+@_limited("read", "meta")
 def health() -> tuple[Response, int]:
     s = services()
     chain: dict[str, Any] = {"ok": False, "block": None, "chain_id": s.chain.chain_id}
@@ -487,33 +459,30 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", CSP),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
 
 
 def _error(exc: BackendError | HTTPException) -> Response:
+    headers: dict[str, str] = {}
     if isinstance(exc, BackendError):
-        body, status = exc.to_dict(), exc.status_code
+        body, status, headers = exc.to_dict(), exc.status_code, exc.headers
     else:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        if status == 429:
-            code = "rate_limited"
-        description = exc.description or exc.name
-        if status == 429:
-            description = "Too many requests; slow down."
-        body = {"code": code, "name": exc.name, "description": description}
+        body = {"code": code, "name": exc.name, "description": exc.description or exc.name}
+        if status == 405:
+            allow = exc.get_response().headers.get("Allow")
+            if allow:
+                headers = {"Allow": allow}
     resp = jsonify(body)
     resp.status_code = status
-    if isinstance(exc, HTTPException) and status == 405:
-        allow = exc.get_response().headers.get("Allow")
-        if allow:
-            resp.headers["Allow"] = allow
-    if isinstance(exc, HTTPException) and status == 429:
-        # Retry-After comes from Flask-Limiter's headers on the original response.
-        original = exc.get_response()
-        for header in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"):
-            if header in original.headers:
-                resp.headers[header] = original.headers[header]
-        resp.headers.setdefault("Retry-After", "60")
+    resp.headers.update(headers)
     return resp
 
 
@@ -521,10 +490,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(tokens)
     app.register_blueprint(auth_bp)
     app.register_blueprint(meta)
-    limiter.init_app(app)
-    # Flask-Limiter logs every refused request at INFO: under a flood that is one log line per
-    # request, which costs the other users CPU and fills the disk. Its warnings still show.
-    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     app.register_error_handler(BackendError, _error)
     app.register_error_handler(HTTPException, _error)
 
@@ -536,11 +501,7 @@ def register(app: Flask) -> None:
     @app.after_request
     def _headers(resp: Response) -> Response:
         h = resp.headers
-        h["X-Content-Type-Options"] = "nosniff"
-        h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "no-referrer"
-        h["Content-Security-Policy"] = CSP
-        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        h.extend(SECURITY_HEADERS)  # no handler sets these: add, without a search for each
         if not request.path.startswith("/assets/"):
             h["Cache-Control"] = "no-store"
         origin = request.headers.get("Origin")

@@ -19,9 +19,12 @@ class BackendError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, description: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, description: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description)
         self.description = description
+        self.headers = headers or {}  # sent with the answer (Retry-After, …)
         if code is not None:
             self.code = code
 

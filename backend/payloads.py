@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -147,8 +146,13 @@ def check_prompt(value: object, max_chars: int) -> str:
             f"'prompt' has {len(value)} characters; the limit is {max_chars}.",
             code="prompt_too_long",
         )
-    if any(unicodedata.category(c) == "Cs" for c in value):
-        raise BadRequest("'prompt' contains unpaired surrogates.", code="invalid_prompt")
+    if not value.isascii():
+        try:  # an unpaired surrogate is the one thing a str cannot encode to UTF-8
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "'prompt' contains unpaired surrogates.", code="invalid_prompt"
+            ) from None
     return value
 
 

@@ -5,10 +5,10 @@ limits are exact. Part two runs the backend under gunicorn (2 workers, threads) 
 one wallet floods from 127.0.0.2 while another user reads from 127.0.0.3, and that user's p99
 latency is measured with and without the flood.
 
-NOTE: Flask-Limiter's ``memory://`` storage lives in each process. Under gunicorn with N
+NOTE: the limiter's counters (backend/ratelimit.py) live in each process. Under gunicorn with N
 workers a client can get up to N times the configured limit through (each worker counts on its
-own); the flood figures below show it. Run ``-w 1 --threads N`` for exact limits, or give the
-limiter a shared storage (see docs/HARDENING.md).
+own); the flood figures below show it. Run ``-w 1 --threads N`` for exact limits (see
+docs/HARDENING.md).
 """
 
 from __future__ import annotations
