@@ -26,16 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import requests
-from web3.exceptions import TransactionNotFound
-from web3.types import RPCEndpoint
-
 from .chain import Chain, ChainEvent, MintRequest, SignedTx
 from .errors import BackendError, ChainError, ChainUnavailable, ConfigError
 from .store import Job, SQLiteStore
 
 log = logging.getLogger(__name__)
-_NETWORK_ERRORS = (OSError, TimeoutError, requests.exceptions.RequestException)
 
 ZERO = "0x" + "00" * 20
 RESEND_AFTER = 20.0
@@ -158,33 +153,22 @@ class Worker:
         by_tx: dict[str, list[Job]] = {}
         for job in self.store.sent_jobs():
             by_tx.setdefault(str(job.tx_hash), []).append(job)
+        if not by_tx:
+            self._mints_in_flight = 0
+            return
+        # Every receipt in one request, then whether the node still knows the unmined ones in
+        # another: two round trips a round rather than two per transaction in flight.
+        statuses = self.chain.receipt_statuses(list(by_tx))
+        known = self.chain.known_transactions([h for h, s in statuses.items() if s is None])
         in_flight = 0
         for tx_hash, jobs in by_tx.items():
-            status = self._receipt_status(tx_hash)
+            status = statuses[tx_hash]
             if status is None:
-                self._maybe_resend(tx_hash, jobs)
+                self._maybe_resend(tx_hash, jobs, tx_hash in known)
                 in_flight += any(j.kind == "mint" for j in jobs)
                 continue
             self._apply_receipt(tx_hash, jobs, status)
         self._mints_in_flight = in_flight
-
-    def _receipt_status(self, tx_hash: str) -> int | None:
-        """The receipt's status: 1 mined, 0 reverted, None not mined (yet).
-
-        Asked without web3's result formatting: a mint of 100 has 500 logs, each formatted
-        with its address checksummed (a keccak each), which cost a quarter of the worker's CPU
-        for this one field. The events themselves reach the store through the follower.
-        """
-        try:
-            response = self.chain.w3.provider.make_request(
-                RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]
-            )
-        except _NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"the chain is unreachable ({type(exc).__name__})") from None
-        if response.get("error"):
-            raise ChainError(f"the chain refused a receipt: {str(response['error'])[:200]}")
-        result = response.get("result")
-        return None if result is None else int(str(result["status"]), 16)
 
     def _apply_receipt(self, tx_hash: str, jobs: list[Job], status: int) -> None:
         # A receipt only says mined or reverted. Its events (the token ids of a mint, a burn)
@@ -196,22 +180,25 @@ class Worker:
             self.store.finish_tx(tx_hash, "reverted")
             self._retry(jobs, "transaction reverted")
 
-    def _maybe_resend(self, tx_hash: str, jobs: list[Job]) -> None:
+    def _maybe_resend(self, tx_hash: str, jobs: list[Job], known: bool) -> None:
+        """A transaction without a receipt: wait, send it again, or give its jobs back.
+
+        ``known``: the node had it (in its pool, or mined since its receipt was asked for).
+        """
         stored = self.store.get_raw_tx(tx_hash)
         if stored is None:
             self._retry(jobs, "transaction lost")
             return
         raw, nonce = stored
-        if self._known_to_node(tx_hash):
+        if known:
             # Waiting in the node's pool (or mined since its receipt was asked for): the next
             # round sees it. Sending the same bytes again would only be refused as known.
             return
-        sender = self.chain.relayer_address
-        used = self.chain.w3.eth.get_transaction_count(sender, "latest")  # type: ignore[arg-type]
+        used = self.chain.transaction_count(self.chain.relayer_address, "latest")
         if used > nonce:
             # Either ours was mined since its receipt was asked for (a block came in between
             # the two questions), or another transaction spent the nonce: ours can never land.
-            status = self._receipt_status(tx_hash)
+            status = self.chain.receipt_statuses([tx_hash])[tx_hash]
             if status is not None:
                 self._apply_receipt(tx_hash, jobs, status)
                 return
@@ -219,15 +206,6 @@ class Worker:
             self._retry(jobs, "transaction dropped")
             return
         self.chain.broadcast(raw)
-
-    def _known_to_node(self, tx_hash: str) -> bool:
-        try:
-            self.chain.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return False
-        except _NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"the chain is unreachable ({type(exc).__name__})") from None
-        return True
 
     def _retry(self, jobs: list[Job], error: str) -> None:
         now = self.clock()

@@ -1,0 +1,248 @@
+"""Chain's own encoding and decoding (eth_abi and raw JSON-RPC) against web3's, on a real Anvil.
+
+The worker's hot paths skip web3's contract layer (see backend/chain.py). Each test here does the
+same thing both ways, on the same chain state, and asks for the same answer: the same signed
+bytes, the same event arguments, the same refusals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from eth_account import Account
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
+from slt_harness import ANVIL_KEYS, Anvil, deploy
+
+from backend.chain import Chain, ChainEvent, Deployment, MintRequest, SignedTx
+from backend.errors import ChainError, ChainUnavailable
+
+RELAYER = Account.from_key(ANVIL_KEYS[1])
+OTHER = Account.from_key(ANVIL_KEYS[3])
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Anvil]:
+    # A chain of its own: these tests compare states before and after, so nobody else may mine.
+    anvil = Anvil().start()
+    yield anvil
+    anvil.stop()
+
+
+@pytest.fixture(scope="module")
+def chain(node: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    path = tmp_path_factory.mktemp("codec") / "record.json"
+    deploy(node.url, path)
+    chain = Chain(node.url, Deployment.load(path), ANVIL_KEYS[1])
+    chain.verify_deployment()
+    return chain
+
+
+def _requests(chain: Chain, owners: list[str]) -> list[MintRequest]:
+    end = chain.latest_timestamp() + 3600
+    return [
+        MintRequest(owner, end + i, i % 2 == 0, os.urandom(32)) for i, owner in enumerate(owners)
+    ]
+
+
+def _web3_signed(chain: Chain, fn: Any) -> bytes:
+    """What Chain._sign produced before: web3's build_transaction, signed by the relayer."""
+    nonce = chain.w3.eth.get_transaction_count(RELAYER.address, "pending")
+    tx = fn.build_transaction({"from": RELAYER.address, "nonce": nonce, "chainId": chain.chain_id})
+    tx["gas"] = int(tx["gas"] * 1.2) + 10_000
+    return bytes(RELAYER.sign_transaction(tx).raw_transaction)
+
+
+def _signed_call(chain: Chain, fn: Any) -> SignedTx:
+    raw = _web3_signed(chain, fn)
+    nonce = chain.w3.eth.get_transaction_count(RELAYER.address, "pending")
+    return SignedTx("0x" + chain.w3.keccak(raw).hex(), raw, nonce)
+
+
+def _send(chain: Chain, signed: SignedTx) -> dict[str, Any]:
+    chain.broadcast(signed.raw)
+    receipt = chain.w3.eth.wait_for_transaction_receipt(signed.tx_hash)  # type: ignore[arg-type]
+    assert receipt["status"] == 1
+    return dict(receipt)
+
+
+def _web3_events(chain: Chain, from_block: int, to_block: int) -> list[ChainEvent]:
+    """What Chain.events returned before: web3's get_logs and each event's process_log."""
+    events = [chain.contract.events[name]() for name in Chain.WATCHED]
+    by_topic = {"0x" + event_abi_to_log_topic(e.abi).hex(): e for e in events}
+    logs = chain.w3.eth.get_logs(
+        {"address": chain.address, "fromBlock": from_block, "toBlock": to_block,
+         "topics": [list(by_topic)]}
+    )  # fmt: skip
+    out = []
+    for raw in logs:
+        decoded = by_topic["0x" + raw["topics"][0].hex()].process_log(raw)
+        out.append(
+            ChainEvent(
+                decoded["event"],
+                int(raw["blockNumber"]),
+                "0x" + raw["transactionHash"].hex(),
+                int(raw["logIndex"]),
+                dict(decoded["args"]),
+            )
+        )
+    return out
+
+
+def test_mint_batch_is_signed_exactly_as_web3_would(chain: Chain) -> None:
+    owners = ["0x" + os.urandom(20).hex() for _ in range(5)] + [RELAYER.address.upper()[2:]]
+    reqs = _requests(chain, owners)
+    ours = chain.sign_mint_batch(reqs)
+    args = [(to_checksum_address(r.to), r.end_time, r.switchable, r.commitment) for r in reqs]
+    assert ours.raw == _web3_signed(chain, chain.contract.functions.mintBatch(args))
+    assert ours.nonce == chain.w3.eth.get_transaction_count(RELAYER.address, "pending")
+
+
+def test_events_and_receipts_decode_as_web3_decodes_them(chain: Chain) -> None:
+    start = chain.block_number() + 1
+    owners = [RELAYER.address.lower(), "0x" + os.urandom(20).hex(), OTHER.address]
+    mint = _send(chain, chain.sign_mint_batch(_requests(chain, owners)))
+    minted = [e for e in chain.decode_receipt_events(mint) if e.name == "Transfer"]
+    assert len(minted) == 3
+    mine = int(minted[0].args["id"])
+    # Persist (Unlocked, TokenExpiryUpdated to 0), move it (a plain Transfer), burn two.
+    persist = chain.sign_persist(mine)
+    assert persist.raw == _web3_signed(chain, chain.contract.functions.persist(mine))
+    _send(chain, persist)
+    transfer = chain.contract.functions.transferFrom(RELAYER.address, OTHER.address, mine)
+    _send(chain, _signed_call(chain, transfer))
+    burned = [mine, int(minted[1].args["id"])]
+    burn = chain.sign_burn_batch(burned)
+    assert burn.raw == _web3_signed(chain, chain.contract.functions.burnBatch(burned))
+    burn_receipt = _send(chain, burn)
+
+    end = chain.block_number()
+    ours = chain.events(start, end)
+    assert ours == _web3_events(chain, start, end)
+    names = {e.name for e in ours}
+    assert names == {"Transfer", "Unlocked", "TokenExpiryUpdated", "CommitmentPublished"}
+    assert any(e.name == "TokenExpiryUpdated" and e.args["endTime"] == 0 for e in ours)
+    assert all(isinstance(e.args["commitment"], bytes) for e in ours if "commitment" in e.args)
+
+    for receipt in (mint, burn_receipt):
+        expected = [e for e in ours if e.tx_hash == "0x" + receipt["transactionHash"].hex()]
+        assert chain.decode_receipt_events(receipt) == expected
+
+
+def test_owner_of_reads_as_web3_and_none_once_gone(chain: Chain) -> None:
+    receipt = _send(chain, chain.sign_mint_batch(_requests(chain, [OTHER.address])))
+    (token,) = [
+        int(e.args["id"]) for e in chain.decode_receipt_events(receipt) if e.name == "Transfer"
+    ]
+    assert chain.owner_of(token) == str(chain.contract.functions.ownerOf(token).call()).lower()
+    assert chain.owner_of(token) == OTHER.address.lower()
+    assert chain.owner_of(10**9) is None  # never minted: ownerOf reverts
+
+
+def test_refusals_carry_the_contract_error_name_as_through_web3(chain: Chain) -> None:
+    receipt = _send(chain, chain.sign_mint_batch(_requests(chain, [OTHER.address])))
+    (not_ours,) = [
+        int(e.args["id"]) for e in chain.decode_receipt_events(receipt) if e.name == "Transfer"
+    ]
+    for token, error in ((10**9, "ERC721NonexistentToken"), (not_ours, "SLTNotTokenOwner")):
+        # estimateGas reverts with the contract's custom error, read by name both ways.
+        with pytest.raises(ChainError) as ours:
+            chain.sign_persist(token)
+        persist = chain.contract.functions.persist(token)
+        with pytest.raises(ChainError) as theirs:
+            chain._call(lambda: persist.estimate_gas({"from": RELAYER.address}))  # noqa: B023
+        assert ours.value.description == theirs.value.description
+        assert ours.value.description == f"the contract refused: {error}"
+
+    past = [MintRequest(OTHER.address, 1, True, os.urandom(32))]
+    with pytest.raises(ChainError, match="the contract refused: SLTInvalidEndTime"):
+        chain.sign_mint_batch(past)
+
+    with pytest.raises(ChainError, match="the chain refused: "):
+        chain.broadcast(b"\x02not a transaction")
+
+
+def test_persist_transaction_data_is_web3s(chain: Chain) -> None:
+    tx = chain.persist_transaction(42)
+    assert tx["data"] == chain.contract.encode_abi("persist", args=[42])
+    assert tx["to"] == chain.address and tx["chain_id"] == chain.chain_id
+
+
+def test_receipts_and_known_transactions_in_one_request(chain: Chain) -> None:
+    signed = chain.sign_mint_batch(_requests(chain, [OTHER.address]))
+    unknown = "0x" + "ab" * 32
+    assert chain.receipt_statuses([signed.tx_hash, unknown]) == {
+        signed.tx_hash: None,
+        unknown: None,
+    }
+    assert chain.known_transactions([signed.tx_hash, unknown]) == set()
+    _send(chain, signed)
+    chain.broadcast(signed.raw)  # sent again after a crash: harmless
+    assert chain.receipt_statuses([signed.tx_hash]) == {signed.tx_hash: 1}
+    assert chain.known_transactions([signed.tx_hash, unknown]) == {signed.tx_hash}
+    assert chain.receipt_statuses([]) == {} and chain.known_transactions([]) == set()
+    assert chain.transaction_count(RELAYER.address) == chain.w3.eth.get_transaction_count(
+        RELAYER.address
+    )
+
+
+def test_reads_match_web3(chain: Chain) -> None:
+    assert chain.block_number() == chain.w3.eth.block_number
+    assert chain.latest_timestamp() == chain.w3.eth.get_block("latest")["timestamp"]
+
+
+def test_an_unreachable_chain_is_unavailable(chain: Chain) -> None:
+    dead = Chain("http://127.0.0.1:9", chain.deployment, ANVIL_KEYS[1], timeout=1.0)
+    for call in (
+        dead.block_number,
+        lambda: dead.events(0, 1),
+        lambda: dead.owner_of(1),
+        lambda: dead.receipt_statuses(["0x" + "00" * 32]),
+        lambda: dead.known_transactions(["0x" + "00" * 32]),
+        lambda: dead.sign_burn_batch([1]),
+        lambda: dead.broadcast(b"\x02"),
+    ):
+        with pytest.raises(ChainUnavailable):
+            call()
+
+
+def test_a_node_without_batches_is_asked_one_request_at_a_time(
+    node: Anvil, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
+    refusal = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no batches"}}
+    monkeypatch.setattr(alone.w3.provider, "make_batch_request", lambda calls: refusal)
+    reqs = _requests(chain, [OTHER.address])
+    signed = alone.sign_mint_batch(reqs)
+    assert signed.raw == chain.sign_mint_batch(reqs).raw
+    _send(alone, signed)
+    assert alone.receipt_statuses([signed.tx_hash, "0x" + "cd" * 32]) == {
+        signed.tx_hash: 1,
+        "0x" + "cd" * 32: None,
+    }
+
+
+def test_a_node_refusing_batches_with_an_http_error_is_asked_one_request_at_a_time(
+    node: Anvil, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
+
+    def refuse(calls: object) -> object:
+        raise requests.HTTPError("413 Client Error: batch requests are not allowed")
+
+    monkeypatch.setattr(alone.w3.provider, "make_batch_request", refuse)
+    reqs = _requests(chain, [OTHER.address])
+    assert alone.sign_mint_batch(reqs).raw == chain.sign_mint_batch(reqs).raw
+    assert alone._batches is False  # and the next rounds do not try again
+    assert alone.known_transactions(["0x" + "cd" * 32]) == set()
+
+
+def test_a_down_node_stays_unavailable_when_a_batch_fails(chain: Chain) -> None:
+    dead = Chain("http://127.0.0.1:9", chain.deployment, ANVIL_KEYS[1], timeout=1.0)
+    with pytest.raises(ChainUnavailable):
+        dead.receipt_statuses(["0x" + "00" * 32, "0x" + "11" * 32])
+    assert dead._batches is True  # a node that is down has not refused batches
