@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from .worker import Worker
 
 __all__ = ["Settings", "create_app"]
 log = logging.getLogger("backend")
+GIL_SWITCH_INTERVAL = 0.0005  # seconds; see create_app
 
 
 def create_app(
@@ -81,5 +83,9 @@ def create_app(
     register(app)
 
     if settings.run_workers if start_workers is None else start_workers:
+        # The chain worker's threads share this process's GIL with its requests. A thread that
+        # wants the GIL back (a request after each system call) waits up to the switch interval
+        # while a busy thread holds it: 5 ms by default, several times per request.
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         worker.start(settings.outbox_interval, settings.follow_interval, settings.sweep_interval)
     return app

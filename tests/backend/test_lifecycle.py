@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import pytest
 from eth_account import Account
 from flask import Flask
 from flask.testing import FlaskClient
 from slt_harness import ANVIL_KEYS, Anvil, wait_for
 from web3 import Web3
+
+from backend import GIL_SWITCH_INTERVAL
 
 ALICE = ANVIL_KEYS[2]
 BOB = ANVIL_KEYS[3]
@@ -111,3 +115,16 @@ def test_persist_through_wallet(
     )
     assert status["status"] == "persistent"
     assert status["expires_at"] is None
+
+
+def test_in_process_workers_shorten_the_gil_switch_interval(make_app: Any) -> None:
+    # The chain worker's threads must not hold a request off the GIL for 5 ms at a time.
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        make_app(start_workers=False)
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        make_app(start_workers=True)
+        assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)
