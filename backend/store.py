@@ -49,13 +49,16 @@ CREATE TABLE IF NOT EXISTS payloads (
     end_time       INTEGER NOT NULL,
     switchable     INTEGER NOT NULL,
     status         TEXT NOT NULL,
-    chain_token_id INTEGER UNIQUE,
+    chain_token_id INTEGER,
     mint_tx        TEXT,
     burn_tx        TEXT,
     burn_status    TEXT,
     shredded_at    REAL,
     shred_reason   TEXT
 );
+-- Partial: a new payload has no token id yet, and its insert stays out of this index.
+CREATE UNIQUE INDEX IF NOT EXISTS payloads_chain_token ON payloads (chain_token_id)
+    WHERE chain_token_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS payloads_owner ON payloads (owner);
 CREATE INDEX IF NOT EXISTS payloads_live_expiry ON payloads (expires_at)
     WHERE shredded_at IS NULL AND expires_at IS NOT NULL;
@@ -69,7 +72,7 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 
 CREATE TABLE IF NOT EXISTS outbox (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,  -- rows are never deleted: ids never come back
     kind            TEXT NOT NULL,
     payload_id      TEXT NOT NULL REFERENCES payloads (id),
     state           TEXT NOT NULL DEFAULT 'pending',
