@@ -421,17 +421,9 @@ class Chain:
                     responses = self._call(functools.partial(provider.make_batch_request, chunk))
                 except ChainUnavailable:
                     # Some nodes refuse a batch with an HTTP error status. If this one answers
-                    # a request alone, it is up and refuses batches; if not, it is down.
-                    first = self._call(functools.partial(provider.make_request, *chunk[0]))
-                    responses = [
-                        first,
-                        *(
-                            self._call(functools.partial(provider.make_request, *c))
-                            for c in chunk[1:]
-                        ),
-                    ]
-                    log.warning("the RPC refused a batch request over HTTP: one by one from now on")
-                    self._batches = False
+                    # a request alone, it is up and refuses batches; if not, this raises.
+                    self._call(functools.partial(provider.make_request, *chunk[0]))
+                    responses = {"error": "an HTTP error status for a batch"}
                 if not isinstance(responses, list):
                     # One error for the whole batch: this node takes no batches. One by one
                     # from now on, as web3 would ask.
