@@ -87,5 +87,10 @@ def create_app(
         # wants the GIL back (a request after each system call) waits up to the switch interval
         # while a busy thread holds it: 5 ms by default, several times per request.
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
-        worker.start(settings.outbox_interval, settings.follow_interval, settings.sweep_interval)
+        worker.start(
+            settings.outbox_interval,
+            settings.follow_interval,
+            settings.sweep_interval,
+            settings.checkpoint_interval,
+        )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import Settings
@@ -97,6 +98,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from . import create_app
 
     settings = _settings()
+    # Background work yields the CPU to the API processes on the same machine: minting can wait
+    # a moment, a request should not (niceness only ever goes up, which needs no privilege).
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, max(current, settings.worker_nice))
     app = create_app(settings, start_workers=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

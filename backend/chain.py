@@ -118,7 +118,9 @@ class ChainEvent:
 class Chain:
     """The SLT contract through web3.py, with the relayer key that holds ``MINTER_ROLE``."""
 
-    WATCHED = ("Transfer", "Unlocked", "TokenExpiryUpdated", "CommitmentPublished")
+    # What the follower needs. Not TokenExpiryUpdated: a mint emits it too (a third more logs to
+    # read and decode per token), and the one that matters, endTime 0, comes with Unlocked.
+    WATCHED = ("Transfer", "Unlocked", "CommitmentPublished")
 
     def __init__(
         self, rpc_url: str, deployment: Deployment, relayer_key: str | None, timeout: float = 5.0

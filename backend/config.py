@@ -54,6 +54,8 @@ class Settings:
     sweep_interval: float = 1.0
     follow_interval: float = 0.25
     outbox_interval: float = 0.25
+    checkpoint_interval: float = 0.1
+    worker_nice: int = 10  # `python -m backend worker` yields the CPU to the API processes
     mint_batch_max: int = 100
     burn_batch_max: int = 200
 
@@ -124,6 +126,7 @@ class Settings:
             "SLT_SWEEP_INTERVAL": self.sweep_interval,
             "SLT_FOLLOW_INTERVAL": self.follow_interval,
             "SLT_OUTBOX_INTERVAL": self.outbox_interval,
+            "SLT_CHECKPOINT_INTERVAL": self.checkpoint_interval,
             "SLT_CHAIN_TIMEOUT": self.chain_timeout,
         }
         for name, value in positive.items():
@@ -133,6 +136,8 @@ class Settings:
             raise ConfigError("SLT_CONFIRMATIONS must be 0 or more")
         if self.default_ttl > self.max_ttl:
             raise ConfigError("SLT_DEFAULT_TTL must not exceed SLT_MAX_TTL")
+        if not 0 <= self.worker_nice <= 19:
+            raise ConfigError(f"SLT_WORKER_NICE must be from 0 to 19, got {self.worker_nice}")
         for name, rate in (
             ("SLT_RATE_LIMIT_CREATE", self.rate_limit_create),
             ("SLT_RATE_LIMIT_READ", self.rate_limit_read),

@@ -27,10 +27,14 @@ try:
 except ImportError:  # pragma: no cover (not POSIX: SQLite's own busy waiting alone)
     fcntl = None  # type: ignore[assignment]
 
-# A committing connection folds the WAL into the database once it holds this many pages. The
-# sweeper checkpoints every round in the background (see worker.py), so this is only the bound
-# for when no sweeper runs; at SQLite's default (1000) one request in a few hundred paid for the
-# checkpoint and its fsync.
+# Checkpoints run in the background (``SQLiteStore.fold_wal``, called by the worker's
+# checkpointer every ``SLT_CHECKPOINT_INTERVAL``), so no request's commit pays for one. A WAL
+# holding this many frames is folded in completely, with writers queued for the last few
+# frames, so that the next writer starts it over from the beginning instead of growing it.
+WAL_RESTART_FRAMES = 2_000
+# The bound on the WAL for a store without a checkpointer (no worker running beside it): then a
+# committing connection folds the WAL in itself once it holds this many pages. At SQLite's
+# default (1000) one request in a few hundred paid for a checkpoint and its fsync.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 SCHEMA = """
@@ -237,23 +241,49 @@ class SQLiteStore:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it lands, or none of it."""
+    def _writers_queued(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, holding the lock file: other writers queue behind it."""
         db = self.db
         fd: int | None = self._local.lock_fd
         if fd is not None:  # only a queue: SQLite's locking still guards every write
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            yield db
         finally:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it lands, or none of it.
+
+        One opened inside another (on the same thread) is a savepoint of the outer one: if it
+        fails, its own changes are undone, and the outer transaction's commit lands the rest.
+        """
+        local = self._local
+        if getattr(local, "in_transaction", False):
+            db = self.db
+            db.execute("SAVEPOINT nested")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK TO nested")
+                db.execute("RELEASE nested")
+                raise
+            db.execute("RELEASE nested")
+            return
+        with self._writers_queued() as db:
+            db.execute("BEGIN IMMEDIATE")
+            local.in_transaction = True
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                local.in_transaction = False
 
     def close(self) -> None:
         with self._lock:
@@ -267,17 +297,28 @@ class SQLiteStore:
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file and truncate it to zero bytes."""
-        db = self.db
-        fd: int | None = self._local.lock_fd
+        if getattr(self._local, "in_transaction", False):
+            raise RuntimeError("checkpoint() inside a transaction: call it after the commit")
         # A TRUNCATE checkpoint keeps writers out while it runs: they queue on the lock file
         # meanwhile, and start the moment it is done rather than after a busy-handler sleep.
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with self._writers_queued() as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def fold_wal(self, restart_frames: int = WAL_RESTART_FRAMES) -> tuple[int, int]:
+        """Copy the WAL's frames into the database file, beside the writers.
+
+        A PASSIVE checkpoint never waits and never makes a writer wait. But the WAL is only
+        started over by a writer that begins once all of it is folded in, and under a steady
+        stream of commits the next writer has always begun already. So once the WAL holds
+        ``restart_frames`` frames, a second pass runs with the writers queued (it folds only the
+        frames of the commits made meanwhile): the writer after it starts the WAL from its
+        beginning. Returns (frames in the WAL, frames folded in).
+        """
+        _, frames, folded = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= restart_frames:
+            with self._writers_queued() as db:
+                _, frames, folded = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames), int(folded)
 
     def pragma(self, name: str) -> Any:
         return self.db.execute(f"PRAGMA {name}").fetchone()[0]
@@ -314,6 +355,16 @@ class SQLiteStore:
     def get_payload(self, payload_id: str) -> Payload | None:
         row = self.db.execute("SELECT * FROM payloads WHERE id = ?", (payload_id,)).fetchone()
         return _payload(row) if row else None
+
+    def get_payloads(self, payload_ids: Sequence[str]) -> dict[str, Payload]:
+        """The payloads of ``payload_ids`` that exist, by id, in one query."""
+        found: dict[str, Payload] = {}
+        for start in range(0, len(payload_ids), 500):  # SQLite's bound on ? parameters
+            chunk = payload_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT * FROM payloads WHERE id IN ({marks})", chunk)
+            found.update((row["id"], _payload(row)) for row in rows)
+        return found
 
     def get_by_chain_id(self, token_id: int) -> Payload | None:
         row = self.db.execute(

@@ -12,9 +12,11 @@
   moves) and persists.
 - **Sweeper.** Shreds expired payloads (their burns are queued by the shred itself), then
   checkpoints the WAL so no page image of a shredded secret is left in a file.
+- **Checkpointer.** Folds the WAL into the database file in the background, many times a
+  second, so that no request's commit pays for a checkpoint (see ``SQLiteStore.fold_wal``).
 
 Only the process holding the ``chain-worker`` lease sends transactions and follows events;
-every process sweeps (shredding is idempotent).
+every process sweeps and checkpoints (both are idempotent).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ MINT_MARGIN = 2
 # Mint transactions sent and not yet mined, at most. A 30M-gas block holds about 8 batches of
 # 100 (~35k gas a token): the worker keeps about one block's worth in the node's pool.
 MINT_TXS_IN_FLIGHT = 8
+# Events the follower folds into the store in one transaction: one commit for a mint batch's
+# events rather than one per token, and other writers wait for a few milliseconds at most.
+EVENTS_PER_TRANSACTION = 400
 
 
 class Worker:
@@ -67,15 +72,23 @@ class Worker:
         self._mints_in_flight = 0  # mint transactions without a receipt, as of the last round
         # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
         self._mint_to: dict[int, str] = {}
+        self._burned_on_chain = False  # a wallet burn shredded a payload: checkpoint the WAL
 
     # Threads -----------------------------------------------------------------------------------
 
-    def start(self, outbox_interval: float, follow_interval: float, sweep_interval: float) -> None:
+    def start(
+        self,
+        outbox_interval: float,
+        follow_interval: float,
+        sweep_interval: float,
+        checkpoint_interval: float,
+    ) -> None:
         self._stop.clear()
         loops = (
             ("slt-outbox", self.process_outbox, outbox_interval),
             ("slt-follower", self.follow, follow_interval),
             ("slt-sweeper", self.sweep, sweep_interval),
+            ("slt-checkpointer", self.store.fold_wal, checkpoint_interval),
         )
         for name, fn, interval in loops:
             t = threading.Thread(target=self._loop, args=(fn, interval), name=name, daemon=True)
@@ -121,11 +134,7 @@ class Worker:
                 break
         if total:
             log.info("sweeper shredded %d expired payload(s)", total)
-        if not self.checkpoint_if_shredded(force=bool(total)):
-            # Fold the WAL into the database here, in the background, so that no request's
-            # commit pays for it (see WAL_AUTOCHECKPOINT_PAGES in store.py). PASSIVE: it never
-            # waits for a reader or a writer.
-            self.store.pragma("wal_checkpoint(PASSIVE)")
+        self.checkpoint_if_shredded(force=bool(total))
         return total
 
     def checkpoint_if_shredded(self, force: bool = False) -> bool:
@@ -239,8 +248,9 @@ class Worker:
     def _send_mint_batch(self, jobs: list[Job], chain_now: int) -> bool:
         """Mint what is still to mint among ``jobs``; True if a transaction was sent."""
         requests, batch = [], []
+        payloads = self.store.get_payloads([job.payload_id for job in jobs])
         for job in jobs:
-            payload = self.store.get_payload(job.payload_id)
+            payload = payloads.get(job.payload_id)
             if payload is None or payload.chain_token_id is not None:
                 self.store.finish_jobs([job.id])
                 continue
@@ -316,13 +326,22 @@ class Worker:
             return 0
         to_block = min(head, cursor + 2000)
         events = self.chain.events(cursor + 1, to_block)
-        for event in events:
-            self.apply(event)
+        for start in range(0, len(events), EVENTS_PER_TRANSACTION):
+            with self.store.transaction():
+                for event in events[start : start + EVENTS_PER_TRANSACTION]:
+                    self.apply(event)
         self.store.set_kv("follower_block", str(to_block))
+        if self._burned_on_chain:
+            self._burned_on_chain = False
+            self.checkpoint_if_shredded(force=True)
         return len(events)
 
     def apply(self, event: ChainEvent) -> None:
-        """Fold one contract event into the store. Applying an event twice is harmless."""
+        """Fold one contract event into the store. Applying an event twice is harmless.
+
+        Called inside a transaction, the event lands with it (the follower lands a chunk of
+        events at a time); otherwise, alone.
+        """
         args = event.args
         if event.name == "Transfer":
             src, dst = str(args["from"]).lower(), str(args["to"]).lower()
@@ -333,16 +352,14 @@ class Worker:
                 payload_id = self.store.set_burned(token_id, event.tx_hash, self.clock())
                 if payload_id:
                     log.info("token %d burned on chain: payload shredded", token_id)
-                    self.checkpoint_if_shredded(force=True)
+                    self._burned_on_chain = True  # checkpointed once the events are stored
             else:
                 self.store.set_owner(token_id, dst)
         elif event.name == "CommitmentPublished":
             token_id = int(args["tokenId"])
             owner = self._mint_to.pop(token_id, None)
             self.store.set_minted(bytes(args["commitment"]), token_id, event.tx_hash, owner)
-        elif event.name == "Unlocked" or (
-            event.name == "TokenExpiryUpdated" and int(args["endTime"]) == 0
-        ):
+        elif event.name == "Unlocked":  # persist() emits it, with TokenExpiryUpdated to 0
             self.store.set_persistent(int(args["tokenId"]))
 
 

@@ -52,7 +52,7 @@ def test_expired_payload_is_refused_then_shredded_and_burned(
     anvil.increase_time(200)
     assert contract.functions.isTokenExpired(token_id).call() is True
 
-    app.extensions["slt"].worker.start(0.1, 0.1, 0.2)
+    app.extensions["slt"].worker.start(0.1, 0.1, 0.2, 0.1)
     wait_for(lambda: store.get_secret(payload_id) is None, timeout=5.0)
     assert store.get_payload(payload_id).status == "expired"
 
