@@ -309,11 +309,6 @@ class Stack:
             row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
             return int(row.fetchone()[0])
 
-    def lease_holder(self) -> str | None:
-        with self.reader() as db:
-            row = db.execute("SELECT value FROM kv WHERE key = 'lease:chain-worker'").fetchone()
-        return str(row[0]).rpartition("@")[0] if row else None
-
 
 def _answers(port: int, proc: subprocess.Popen[Any]) -> bool:
     if proc.poll() is not None:

@@ -1,9 +1,11 @@
 """``POST /generate`` under gunicorn (2 workers) and wrk, beside a bare Flask JSON endpoint.
 
-Both apps run under the same gunicorn command at the same time (one of them loaded at a time),
-and wrk (a separate process) sends both the same JSON body with ``bench/post.lua``. Runs
-alternate between the two; before each run of ours the outbox is drained, so every run of ours
-carries the minting of what it creates and none of an earlier run's. Only 127.0.0.1 is loaded.
+Ours runs in the production layout (README, "Production"): gunicorn API processes without
+background threads, and ``python -m backend worker`` minting beside them. Both apps run under the
+same gunicorn command at the same time (one of them loaded at a time), and wrk (a separate
+process) sends both the same JSON body with ``bench/post.lua``. Runs alternate; before each run
+every outbox is drained, so every run of ours carries the minting of what it creates and none of
+an earlier run's. Only 127.0.0.1 is loaded.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +120,11 @@ class AccessLog:
 
 
 class LeaseWatch(threading.Thread):
-    """Samples who holds the ``chain-worker`` lease while the load runs."""
+    """Samples who holds a store's ``chain-worker`` lease while the load runs."""
 
-    def __init__(self, st: Stack) -> None:
+    def __init__(self, db_path: Path) -> None:
         super().__init__(daemon=True)
-        self.st = st
+        self.db_path = db_path
         self.holders: set[str] = set()
         self.samples = 0
         self._stop_event = threading.Event()
@@ -128,12 +132,14 @@ class LeaseWatch(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(0.25):
             try:
-                holder = self.st.lease_holder()
-            except Exception:
+                with closing(_reader(self.db_path)) as db:
+                    row = db.execute("SELECT value FROM kv WHERE key = 'lease:chain-worker'")
+                    value = row.fetchone()
+            except sqlite3.Error:
                 continue
             self.samples += 1
-            if holder:
-                self.holders.add(holder.split("-")[0])
+            if value:  # "<pid>-<id>@<expiry>"
+                self.holders.add(str(value[0]).split("-")[0])
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -157,27 +163,32 @@ def run(opts: Options) -> list[Row]:
     paced_rounds = opts.pick(2, 1)
     drain_timeout = opts.pick(300, 90)
     with stack(opts, "http") as st:
-        names = ("bare", "ours", "web", "split")
+        names = ("bare", "ours", "threads", "web")
         logs = {k: AccessLog(st.workdir / f"access-{k}.log") for k in names}
         ports = {k: free_port() for k in names}
-        # "web": the same app with no worker threads and a store of its own (its outbox only
-        # fills up): what the request path costs without minting beside it.
-        # "split": the same app with no worker threads, and `python -m backend worker` minting
-        # for its store in a process of its own (a relayer of its own, so no nonce is shared).
-        web_env = _own_store(st, "web", SLT_RUN_WORKERS="0")
-        split_env = _own_store(st, "split", SLT_RELAYER_KEY=SPLIT_RELAYER)
-        _grant_minter(st, SPLIT_RELAYER)
+        # "ours": API processes without worker threads, `python -m backend worker` beside them.
+        # "threads": the chain worker's threads inside each gunicorn worker (`make run`'s layout),
+        # on a store of its own with a relayer of its own (so no nonce is shared).
+        # "web": as ours on a store of its own, but its worker only sweeps and checkpoints (its
+        # outbox and follower run once an hour): the request path without minting beside it.
+        threads_env = _own_store(st, "threads", SLT_RELAYER_KEY=THREADS_RELAYER)
+        web_env = _own_store(st, "web")
+        _grant_minter(st, THREADS_RELAYER)
         masters = {
-            "ours": st.gunicorn("bench.wsgi:app", ports["ours"], logs["ours"].path),
+            "ours": st.gunicorn("bench.wsgi:app", ports["ours"], logs["ours"].path,
+                                SLT_RUN_WORKERS="0"),
             "bare": st.gunicorn("bench.http:bare_app()", ports["bare"], logs["bare"].path),
-            "web": st.gunicorn("bench.wsgi:app", ports["web"], logs["web"].path, **web_env),
-            "split": st.gunicorn(
-                "bench.wsgi:app", ports["split"], logs["split"].path,
-                **split_env, SLT_RUN_WORKERS="0",
-            ),
+            "threads": st.gunicorn("bench.wsgi:app", ports["threads"], logs["threads"].path,
+                                   **threads_env),
+            "web": st.gunicorn("bench.wsgi:app", ports["web"], logs["web"].path, **web_env,
+                               SLT_RUN_WORKERS="0"),
         }  # fmt: skip
-        st.spawn([PYTHON, "-m", "backend", "worker"], "worker-split", **split_env)
-        split_db = Path(split_env["SLT_DATA_DIR"]) / "slt.sqlite3"
+        st.worker()
+        st.spawn(
+            [PYTHON, "-m", "backend", "worker"], "worker-web",
+            **web_env, SLT_OUTBOX_INTERVAL="3600", SLT_FOLLOW_INTERVAL="3600",
+        )  # fmt: skip
+        threads_db = Path(threads_env["SLT_DATA_DIR"]) / "slt.sqlite3"
         urls = {k: f"http://{LOOPBACK}:{p}/generate" for k, p in ports.items()}
         for name, url in urls.items():  # both answer the same body as they should
             status, body = http_json("POST", url, json.loads(BODY))
@@ -186,13 +197,13 @@ def run(opts: Options) -> list[Row]:
         def drain() -> float:
             t0 = time.monotonic()
             wait_until(
-                lambda: st.outbox_left() == 0 and _outbox_left(split_db) == 0,
+                lambda: st.outbox_left() == 0 and _outbox_left(threads_db) == 0,
                 timeout=drain_timeout,
                 step=0.2,
             )
             return time.monotonic() - t0
 
-        watch = LeaseWatch(st)
+        watch = LeaseWatch(threads_db)
         watch.start()
         opts.log("  http: warm-up")
         for name in names:
@@ -218,7 +229,7 @@ def run(opts: Options) -> list[Row]:
 
         # Paced: each connection waits between requests, offering about half our throughput.
         delay_ms = max(1, round(CONNECTIONS / (0.5 * rps["ours"]) * 1000))
-        paced_names = ("bare", "ours", "web", "split")
+        paced_names = names
         paced: dict[str, list[dict[str, Any]]] = {k: [] for k in paced_names}
         for r in range(paced_rounds):
             for name in paced_names[r % 4 :] + paced_names[: r % 4]:
@@ -233,12 +244,12 @@ def run(opts: Options) -> list[Row]:
                 )
         drains.append(drain())
         watch.stop()
-        workers = _children(masters["ours"].pid)
-        chain_check = _chain_check(st)
+        workers = _children(masters["threads"].pid)
+        chain_check = _chain_check(st, threads_db)
     return _rows(runs, paced, rps, delay_ms, drains, watch, workers, chain_check)
 
 
-SPLIT_RELAYER = ANVIL_KEYS[3]
+THREADS_RELAYER = ANVIL_KEYS[3]
 
 
 def _own_store(st: Stack, name: str, **env: str) -> dict[str, str]:
@@ -269,17 +280,19 @@ def _grant_minter(st: Stack, key: str) -> None:
     assert receipt["status"] == 1
 
 
-def _outbox_left(db_path: Path) -> int:
-    import sqlite3
+def _reader(db_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
 
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as db:
+
+def _outbox_left(db_path: Path) -> int:
+    with closing(_reader(db_path)) as db:
         row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
         return int(row.fetchone()[0])
 
 
-def _chain_check(st: Stack) -> dict[str, Any]:
-    """What the chain and the store say about the senders after the load."""
-    with st.reader() as db:
+def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:
+    """What the chain and a store say about its senders after the load."""
+    with closing(_reader(db_path)) as db:
         txs = db.execute("SELECT state, COUNT(*) FROM transactions GROUP BY state").fetchall()
         dup = db.execute(
             "SELECT COUNT(*) FROM (SELECT nonce FROM transactions GROUP BY nonce"
@@ -294,7 +307,7 @@ def _chain_check(st: Stack) -> dict[str, Any]:
         "nonces_used_twice": dup,
         "payloads": total,
         "minted_in_store": minted_n,
-        "minted_on_chain": int(contract.functions.totalMinted().call()),
+        "minted_on_chain_all_layouts": int(contract.functions.totalMinted().call()),
     }
 
 
@@ -334,7 +347,8 @@ def _rows(
     rows = [
         Row(
             "http",
-            "POST /generate throughput, gunicorn -w 2, wrk 50 connections",
+            "POST /generate throughput, gunicorn -w 2 + `python -m backend worker`, wrk 50"
+            " connections",
             f"{rps['ours']:,.0f} req/s",
             f"bare Flask {rps['bare']:,.0f} req/s",
             f"{ratio:.2f}",
@@ -354,23 +368,23 @@ def _rows(
         ),
         Row(
             "http",
-            "… the same, web tier only (no chain worker threads; minting deferred)",
+            "… the same, chain worker threads inside the gunicorn workers (`make run`'s layout)",
+            f"{rps['threads']:,.0f} req/s",
+            f"bare Flask {rps['bare']:,.0f} req/s",
+            f"{rps['threads'] / rps['bare']:.2f}",
+            "—",
+            None,
+            {"threads": sat["threads"]},
+        ),
+        Row(
+            "http",
+            "… the same, web tier only (its worker sweeps and checkpoints, mints nothing)",
             f"{rps['web']:,.0f} req/s",
             f"bare Flask {rps['bare']:,.0f} req/s",
             f"{rps['web'] / rps['bare']:.2f}",
             "—",
             None,
             {"web": sat["web"]},
-        ),
-        Row(
-            "http",
-            "… the same, chain worker in its own process (`python -m backend worker`)",
-            f"{rps['split']:,.0f} req/s",
-            f"bare Flask {rps['bare']:,.0f} req/s",
-            f"{rps['split'] / rps['bare']:.2f}",
-            "—",
-            None,
-            {"split": sat["split"]},
         ),
         Row(
             "http",
@@ -388,11 +402,22 @@ def _rows(
                 "note": (
                     f"http latency: *paced* = 50 connections, each waiting {delay_ms} ms between"
                     f" requests, about half of our saturated throughput. A mint happens later, in"
-                    f" the outbox, so each figure is the off-chain part; but for ours and for the"
-                    f" split set-up the minting of what the run creates (worker and Anvil) shares"
-                    f" the same 2 cores, which the web tier only row leaves out."
+                    f" the outbox, so each figure is the off-chain part; but the minting of what"
+                    f" the run creates (worker and Anvil) shares the same 2 cores, except in the"
+                    f" web tier only row."
                 ),
             },
+        ),
+        Row(
+            "http",
+            "… the same, chain worker threads inside the gunicorn workers",
+            f"p99 {pac['threads']['p99_ms']:.1f} ms (p50 {pac['threads']['p50_ms']:.1f})"
+            f" at {pac['threads']['rps']:,.0f} req/s",
+            "—",
+            "—",
+            "—",
+            None,
+            {"threads": pac["threads"]},
         ),
         Row(
             "http",
@@ -404,17 +429,6 @@ def _rows(
             "—",
             None,
             {"web": pac["web"]},
-        ),
-        Row(
-            "http",
-            "… the same, chain worker in its own process",
-            f"p99 {pac['split']['p99_ms']:.1f} ms (p50 {pac['split']['p50_ms']:.1f})"
-            f" at {pac['split']['rps']:,.0f} req/s",
-            "—",
-            "—",
-            "—",
-            None,
-            {"split": pac["split"]},
         ),
         Row(
             "http",
@@ -450,7 +464,7 @@ def _rows(
     rows.append(
         Row(
             "http",
-            "chain worker: one sender among the 2 gunicorn workers",
+            "chain worker threads: one sender among the 2 gunicorn workers",
             f"{len(holders)} lease holder(s) in {watch.samples} samples;"
             f" {sum(chain['transactions'].values())} txs,"
             f" {chain['nonces_used_twice']} nonce reused",
