@@ -60,6 +60,17 @@ class Opened:
     emotion: str | None
 
 
+def new_payload_id(now: float) -> str:
+    """``token_`` and 32 hex digits: the time in milliseconds (12), then 80 random bits.
+
+    Time first, so that a new id lands at the end of the store's id indexes, in pages already in
+    memory, rather than anywhere in them (a random id cost each insert and each checkpoint more
+    pages). The random part keeps ids unguessable; the time was never a secret from the owner
+    (``created_at``), and an id is not published on chain.
+    """
+    return f"token_{int(now * 1000):012x}{secrets.token_hex(10)}"
+
+
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(b"slt-anonymous-secret/" + secret.encode()).digest()
 
@@ -93,8 +104,8 @@ class Vault:
 
     def create(self, plain: Plaintext, owner: str | None, ttl: int, switchable: bool) -> Created:
         """Encrypt under a fresh data key, store, and queue the mint: one transaction."""
-        payload_id = "token_" + secrets.token_hex(16)
         now = self.clock()
+        payload_id = new_payload_id(now)
         end_time = int(now) + ttl
         content_aad, emotion_aad, key_aad = self._aads(payload_id)
         emotion_blob = encode_emotion(plain.emotion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ from slt_harness import ANVIL_KEYS, Anvil, wait_for
 from web3 import Web3
 
 from backend import GIL_SWITCH_INTERVAL
+from backend.vault import new_payload_id
 
 ALICE = ANVIL_KEYS[2]
 BOB = ANVIL_KEYS[3]
@@ -128,3 +130,20 @@ def test_in_process_workers_shorten_the_gil_switch_interval(make_app: Any) -> No
         assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL
     finally:
         sys.setswitchinterval(before)
+
+
+def test_payload_ids_are_time_ordered_and_unguessable(client: FlaskClient) -> None:
+    start = 1_700_000_000.0
+    ids = [new_payload_id(start + i / 1000) for i in range(2000)]
+    assert all(re.fullmatch(r"token_[0-9a-f]{32}", i) for i in ids)
+    assert ids == sorted(ids)  # a new id goes at the end of the id indexes
+    assert int(ids[0][6:18], 16) == 1_700_000_000_000  # milliseconds first
+    same_moment = {new_payload_id(start) for _ in range(2000)}
+    assert len(same_moment) == 2000  # then 80 random bits
+    assert len({i[18:] for i in same_moment}) == 2000
+    made = [
+        client.post("/generate", json={"prompt": f"p{i}"}).get_json()["token"]["id"]
+        for i in range(3)
+    ]
+    times = [i[6:18] for i in made]  # within one millisecond, the random part orders them
+    assert times == sorted(times) and len(set(made)) == 3
