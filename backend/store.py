@@ -397,6 +397,11 @@ class SQLiteStore:
         rows = self.db.execute("SELECT status, COUNT(*) FROM payloads GROUP BY status")
         return {r[0]: r[1] for r in rows}
 
+    def shred_count(self) -> int:
+        """Shreds ever made in this store, by any process: a change means one happened."""
+        row = self.db.execute("SELECT value FROM kv WHERE key = 'shreds'").fetchone()
+        return int(row[0]) if row else 0
+
     # Shredding -------------------------------------------------------------------------------
 
     def shred(self, payload_id: str, reason: str, now: float) -> bool:
@@ -439,6 +444,7 @@ class SQLiteStore:
                 " secret_hash = NULL, burn_status = COALESCE(burn_status, ?) WHERE id = ?",
                 [(now, "not_minted" if r[0] in unsent else "pending", r[0]) for r in rows],
             )
+            _count_shreds(db, len(rows))
         return len(rows)
 
     # Chain facts (from receipts and the event follower) ---------------------------------------
@@ -719,4 +725,15 @@ def _shred(db: sqlite3.Connection, payload_id: str, reason: str, now: float) -> 
         " burn_status = COALESCE(burn_status, ?) WHERE id = ?",
         (status, now, reason, burn_status, payload_id),
     )
+    _count_shreds(db, 1)
     return True
+
+
+def _count_shreds(db: sqlite3.Connection, n: int) -> None:
+    """Tell the sweepers a WAL may hold a shredded secret's old page image (see shred_count)."""
+    if n:
+        db.execute(
+            "INSERT INTO kv (key, value) VALUES ('shreds', ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+            (str(n),),
+        )

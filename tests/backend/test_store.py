@@ -156,3 +156,23 @@ def test_fold_wal_keeps_the_wal_short_beside_a_busy_writer(tmp_path: Path) -> No
     assert folder.pragma("integrity_check") == "ok"
     folder.close()
     writer_store.close()
+
+
+def test_shred_count_moves_with_every_shred_and_only_then(store: SQLiteStore) -> None:
+    for i in range(5):
+        _insert(store, f"token_{i}")
+    assert store.shred_count() == 0
+    assert store.shred("token_0", "deleted", NOW) is True
+    assert store.shred("token_0", "deleted", NOW) is False  # already shredded: no change
+    assert store.shred_count() == 1
+    # The sweeper's set-wise shred counts each payload it shreds.
+    with store.transaction() as db:
+        db.execute("UPDATE payloads SET expires_at = ? WHERE id IN ('token_1', 'token_2')", (NOW,))
+    assert store.sweep_expired(NOW + 1, limit=100) == 2
+    assert store.shred_count() == 3
+    _insert(store, "token_new")  # a create is not a shred
+    assert store.shred_count() == 3
+    # Another connection (another process, in production) sees the same count.
+    other = SQLiteStore(store.path)
+    assert other.shred_count() == 3
+    other.close()
