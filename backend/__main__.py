@@ -95,7 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from . import create_app
+    from . import create_app, freeze_startup_objects
 
     settings = _settings()
     # Background work yields the CPU to the API processes on the same machine: minting can wait
@@ -103,6 +103,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     current = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, max(current, settings.worker_nice))
     app = create_app(settings, start_workers=True)
+    freeze_startup_objects()  # no full collection in the middle of a transaction
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

@@ -13,7 +13,8 @@
 - **Sweeper.** Shreds expired payloads (their burns are queued by the shred itself), then
   checkpoints the WAL so no page image of a shredded secret is left in a file.
 - **Checkpointer.** Folds the WAL into the database file in the background, many times a
-  second, so that no request's commit pays for a checkpoint (see ``SQLiteStore.fold_wal``).
+  second, so that no request's commit pays for a checkpoint (see ``SQLiteStore.fold_wal``). It
+  runs in API processes too, also when their chain worker runs elsewhere.
 
 Only the process holding the ``chain-worker`` lease sends transactions and follows events;
 every process sweeps and checkpoints (both are idempotent).
@@ -84,13 +85,24 @@ class Worker:
         sweep_interval: float,
         checkpoint_interval: float,
     ) -> None:
-        self._stop.clear()
-        loops = (
+        """Run the outbox, the follower, the sweeper and the checkpointer in threads."""
+        self._start(
             ("slt-outbox", self.process_outbox, outbox_interval),
             ("slt-follower", self.follow, follow_interval),
             ("slt-sweeper", self.sweep, sweep_interval),
             ("slt-checkpointer", self.store.fold_wal, checkpoint_interval),
         )
+
+    def start_checkpointer(self, interval: float) -> None:
+        """Run only the checkpointer: in an API process whose chain worker runs elsewhere.
+
+        Every process that writes folds the WAL: if the one worker process fell behind (it runs
+        at a lower priority), a request's commit would fold thousands of pages itself.
+        """
+        self._start(("slt-checkpointer", self.store.fold_wal, interval))
+
+    def _start(self, *loops: tuple[str, Callable[[], object], float]) -> None:
+        self._stop.clear()
         for name, fn, interval in loops:
             t = threading.Thread(target=self._loop, args=(fn, interval), name=name, daemon=True)
             t.start()

@@ -277,9 +277,11 @@ class Stack:
     def gunicorn(
         self, spec: str, port: int, access_log: Path | None = None, **env: str
     ) -> subprocess.Popen[Any]:
-        """``gunicorn -w 2`` on 127.0.0.1:port; returns the process once it answers."""
+        """``gunicorn -w 2`` on 127.0.0.1:port, with the backend's gunicorn settings (the bare
+        Flask baseline too: the same server); returns the process once it answers."""
         cmd = [
-            str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", "2", "-b", f"{LOOPBACK}:{port}",
+            str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "python:backend.gunicorn_conf",
+            "-w", "2", "-b", f"{LOOPBACK}:{port}",
             "--timeout", "60", "--graceful-timeout", "10", "--log-level", "warning",
         ]  # fmt: skip
         if access_log is not None:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from slt_harness import ANVIL_KEYS, ROOT, Anvil, deploy, wait_for
 
 from backend import Settings, create_app
+from backend.gunicorn_conf import post_worker_init
 
 RELAYER_KEY = ANVIL_KEYS[1]
 
@@ -51,6 +54,9 @@ def test_worker_process_mints_for_api_processes_and_yields_the_cpu(
     }
     api = create_app(Settings.from_env({**env, "SLT_RUN_WORKERS": "0"}))
     store = api.extensions["slt"].store
+    # No chain worker here; only the checkpointer, so that requests never fold the WAL in.
+    threads = {t.name for t in threading.enumerate() if t.name.startswith("slt-")}
+    assert threads == {"slt-checkpointer"}
     client = api.test_client()
     created = [
         client.post("/generate", json={"prompt": f"note {i}", "emotion": "calm"}).get_json()
@@ -92,5 +98,17 @@ def test_worker_process_mints_for_api_processes_and_yields_the_cpu(
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=20)
         log.close()
+        api.extensions["slt"].worker.stop()
         store.close()
     assert code == 0, (tmp_path / "worker.log").read_text()[-2000:]
+
+
+def test_gunicorn_workers_leave_their_start_up_objects_out_of_the_gc() -> None:
+    before = gc.get_freeze_count()
+    try:
+        post_worker_init(object())  # what gunicorn calls in a worker once the app is loaded
+        frozen = gc.get_freeze_count()
+        assert frozen > before + 10_000  # the modules and objects loaded so far
+        assert gc.get_count()[2] == 0  # a full collection ran first: no garbage frozen with them
+    finally:
+        gc.unfreeze()

@@ -185,7 +185,7 @@ class BackendProcess:
     def command(self) -> list[str]:
         if self.server == "gunicorn":
             return [
-                str(ROOT / ".venv" / "bin" / "gunicorn"),
+                str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "python:backend.gunicorn_conf",
                 "-w", str(self.workers), "-k", "gthread", "--threads", str(self.threads),
                 "-b", f"{LOOPBACK}:{self.port}", "--graceful-timeout", "5",
                 "backend:create_app()",

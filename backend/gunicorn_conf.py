@@ -1,0 +1,16 @@
+"""gunicorn settings for the backend: ``gunicorn -c python:backend.gunicorn_conf …``.
+
+Only what the backend needs from the server; workers, binding and the app are given on the
+command line (README, "Production").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend import freeze_startup_objects
+
+
+def post_worker_init(worker: Any) -> None:
+    """Each worker, once it has loaded the app, leaves its start-up objects out of the GC."""
+    freeze_startup_objects()
