@@ -28,23 +28,26 @@ baseline is measured in the same run, interleaved with ours where the two can al
   is the median time per operation over the rounds. The last crypto row adds what
   `Vault.create` does around it (building the associated data, the emotion part and the SHA-256
   commitment), for reference.
-- **http** — the backend under `gunicorn -w 2` (sync workers), built from `SLT_*` variables by
-  `bench/wsgi.py`, with its chain worker threads on and Anvil mining 1 s blocks, so the minting of
-  what the load creates runs beside it as in production. The baseline is a bare Flask app whose
-  `POST /generate` parses the same JSON and answers a small JSON object, under the same gunicorn
-  command. The load is `wrk` (a separate process, 1 thread, 50 connections) with a Lua script that
-  POSTs the same JSON body to both and stops each run after a fixed number of requests or seconds.
-  Two more servers run beside them, each with a store of its own: *web tier only*, the same app
-  with no chain worker threads (its mints wait), i.e. the request path alone; and *chain worker in
-  its own process*, the same app with no worker threads plus `python -m backend worker` (with a
-  second relayer key) minting what it creates. Runs rotate among the four; before each run every
-  outbox is drained, so no run pays for the minting of an earlier one. Throughput is the median
-  over runs. Latency is measured twice at 50 concurrent connections: *saturated* (each connection
-  sends its next request as soon as the last is answered — latency is then queueing, about 50 ÷
-  throughput) and *paced* (each connection waits between requests so the offered load is about
-  half of our measured throughput). The server-side figure is gunicorn's own request time
-  (`%(D)s`), i.e. the off-chain work on a request without the wait in the socket backlog. Rate
-  limiting stays on, with limits no run reaches.
+- **http** — the backend in its production layout (README, "Production"): `gunicorn -w 2`
+  (sync workers, `-c python:backend.gunicorn_conf`) serving API processes without chain worker
+  threads, built from `SLT_*` variables by `bench/wsgi.py`, and `python -m backend worker` beside
+  them minting on Anvil (1 s blocks), so the minting of what the load creates runs on the same
+  2 cores as in production. The baseline is a bare Flask app whose `POST /generate` parses the
+  same JSON and answers a small JSON object, under the same gunicorn command and settings. The
+  load is `wrk` (a separate process, 1 thread, 50 connections) with a Lua script that POSTs the
+  same JSON body to both and stops each run after a fixed number of requests or seconds. Two
+  more servers run beside them, each with a store of its own: *chain worker threads inside the
+  gunicorn workers* (`make run`'s layout, `SLT_RUN_WORKERS=1`, with a second relayer key), and
+  *web tier only*, the production layout whose worker sweeps and checkpoints but mints nothing
+  (its outbox and follower run once an hour), i.e. the request path alone. Runs rotate among the
+  four; before each run every outbox is drained, so no run pays for the minting of an earlier
+  one. Throughput is the median over runs. Latency is measured twice at 50 concurrent
+  connections: *saturated* (each connection sends its next request as soon as the last is
+  answered — latency is then queueing, about 50 ÷ throughput) and *paced* (each connection waits
+  between requests so the offered load is about half of our measured throughput). The
+  server-side figure is gunicorn's own request time (`%(D)s`), i.e. the off-chain work on a
+  request without the wait in the socket backlog. Rate limiting stays on, with limits no run
+  reaches.
 - **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
   spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
   default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
@@ -71,7 +74,41 @@ CHANGES = """\
 ## What profiling changed (issue #7)
 
 Measured with py-spy and cProfile on this machine; each change keeps the public API, the
-security properties and the test suite as they were. Second round (this version):
+security properties and the test suite as they were.
+
+Third round (this version). The paced p99 was set by stalls of 35-60 ms in which one request
+held the store's writer lock and every other waited. They were found by timing each store
+transaction under load together with its thread's own CPU and run-queue time (schedstat):
+
+- **checkpoints** (`backend/store.py`, `backend/worker.py`) — a request whose commit took the
+  WAL past 10,000 pages folded it into the database itself: 35-53 ms with the writer lock held,
+  about twice a second at full load. A checkpointer thread now runs in every process that
+  writes, API processes included (`SLT_CHECKPOINT_INTERVAL`, 0.1 s): a PASSIVE pass beside the
+  writers, then, once the WAL holds 2,000 frames, a second short pass with the writers queued,
+  so that the next writer starts the WAL over. Requests no longer checkpoint.
+- **garbage collector** (`backend/gunicorn_conf.py`) — a full collection walked the ~100,000
+  objects each process makes at start-up: 50-60 ms of CPU inside a transaction, once or twice
+  per run in each worker. Server processes now freeze those objects after loading the app.
+- **production layout** — the chain worker as its own process (`python -m backend worker`,
+  at a lower CPU priority, `SLT_WORKER_NICE`) beside API processes without worker threads: in
+  the API processes, the worker's JSON decodes of large RPC answers held the GIL for
+  milliseconds at a time. `make run` keeps the threads; both layouts are measured above.
+- **chain worker** — the follower stores up to 400 events per transaction (was one per token),
+  skips `TokenExpiryUpdated` (a mint emits it; persistence comes with `Unlocked`), and marks a
+  transaction of ours mined when it sees its events, so receipts (a mint of 100's is 500 logs of
+  JSON) are only asked for transactions still unresolved 2 s after sending; a mint batch's
+  payloads are read in one query; the sweeper reads a shred counter instead of counting every
+  payload each second. Worker CPU per minted token 357 → 254 µs, Anvil's 151 → 133 µs (mint
+  benchmark).
+- **store** — payload ids begin with the time in milliseconds (then 80 random bits), so a new
+  id lands at the end of the id indexes: 12% less CPU per insert, checkpoints included, on a
+  store of 20,000 payloads.
+
+Before → after, on the same quick runs (3 saturated and 2 paced runs of 6 s each): throughput
+÷ bare 0.34 (threads layout, as measured last round) → 0.41-0.45 (production layout); paced
+p99 83-107 ms → 20-30 ms; in the web tier alone, paced p99 47-53 ms → 11-17 ms.
+
+Second round:
 
 - **crypto** (`backend/crypto.py`) — `KeyRing.seal` seals every part of a payload under one
   fresh data key that never leaves the call, so part *i* uses nonce *i* (a key sealing one
