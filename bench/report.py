@@ -41,7 +41,8 @@ baseline is measured in the same run, interleaved with ours where the two can al
   *web tier only*, the production layout whose worker sweeps and checkpoints but mints nothing
   (its outbox and follower run once an hour), i.e. the request path alone. Runs rotate among the
   four; before each run every outbox is drained, so no run pays for the minting of an earlier
-  one. Throughput is the median over runs. Latency is measured twice at 50 concurrent
+  one, and during a run the other three set-ups are paused (SIGSTOP, then SIGCONT), so their
+  idle background threads are not measured with it. Throughput is the median over runs. Latency is measured twice at 50 concurrent
   connections: *saturated* (each connection sends its next request as soon as the last is
   answered — latency is then queueing, about 50 ÷ throughput) and *paced* (each connection waits
   between requests so the offered load is about half of our measured throughput). The
