@@ -27,15 +27,17 @@ try:
 except ImportError:  # pragma: no cover (not POSIX: SQLite's own busy waiting alone)
     fcntl = None  # type: ignore[assignment]
 
-# Checkpoints run in the background (``SQLiteStore.fold_wal``, called by the worker's
-# checkpointer every ``SLT_CHECKPOINT_INTERVAL``), so no request's commit pays for one. A WAL
-# holding this many frames is folded in completely, with writers queued for the last few
-# frames, so that the next writer starts it over from the beginning instead of growing it.
-WAL_RESTART_FRAMES = 2_000
-# The bound on the WAL for a store without a checkpointer (no worker running beside it): then a
-# committing connection folds the WAL in itself once it holds this many pages. At SQLite's
-# default (1000) one request in a few hundred paid for a checkpoint and its fsync.
-WAL_AUTOCHECKPOINT_PAGES = 10_000
+# Checkpoints run in the background (``SQLiteStore.fold_wal``, called by a checkpointer thread
+# in every process every ``SLT_CHECKPOINT_INTERVAL``), so no request's commit pays for one. A
+# WAL holding this many frames (32 MiB) is folded in completely, with writers queued for the
+# last few frames (and two fsyncs: a few milliseconds), so that the next writer starts it over
+# from its beginning instead of growing it. Under a paced load the WAL mostly starts over by
+# itself, in the gaps between commits.
+WAL_RESTART_FRAMES = 8_000
+# The bound on the WAL for a store with no checkpointer running: a committing connection then
+# folds the WAL in itself once it holds this many pages. It must stay above the restart
+# threshold, with room for what commits add between two checkpointer rounds.
+WAL_AUTOCHECKPOINT_PAGES = 20_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payloads (
@@ -670,7 +672,16 @@ class SQLiteStore:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
     def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        """Take or renew a lease; only one process runs the chain worker at a time."""
+        """Take or renew a lease; only one process runs the chain worker at a time.
+
+        A holder with more than half of its lease left is told so without a write: the worker
+        asks several times a second, and each write would queue the other writers behind it.
+        """
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
+        if row is not None:
+            current, _, until = str(row[0]).rpartition("@")
+            if current == holder and float(until) - now > ttl / 2:
+                return True
         with self.transaction() as db:
             row = db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
             if row is not None:

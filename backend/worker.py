@@ -46,7 +46,7 @@ MINT_MARGIN = 2
 MINT_TXS_IN_FLIGHT = 8
 # Events the follower folds into the store in one transaction: one commit for a mint batch's
 # events rather than one per token, and other writers wait for a few milliseconds at most.
-EVENTS_PER_TRANSACTION = 400
+EVENTS_PER_TRANSACTION = 50
 
 
 class Worker:

@@ -28,27 +28,27 @@ baseline is measured in the same run, interleaved with ours where the two can al
   is the median time per operation over the rounds. The last crypto row adds what
   `Vault.create` does around it (building the associated data, the emotion part and the SHA-256
   commitment), for reference.
-- **http** — the backend in its production layout (README, "Production"): `gunicorn -w 2`
-  (sync workers, `-c python:backend.gunicorn_conf`) serving API processes without chain worker
-  threads, built from `SLT_*` variables by `bench/wsgi.py`, and `python -m backend worker` beside
-  them minting on Anvil (1 s blocks), so the minting of what the load creates runs on the same
-  2 cores as in production. The baseline is a bare Flask app whose `POST /generate` parses the
-  same JSON and answers a small JSON object, under the same gunicorn command and settings. The
-  load is `wrk` (a separate process, 1 thread, 50 connections) with a Lua script that POSTs the
-  same JSON body to both and stops each run after a fixed number of requests or seconds. Two
+- **http** — the backend in its production layout (README, "Production"): `gunicorn -w 2` (sync
+  workers, `-c python:backend.gunicorn_conf`) serving API processes without chain worker
+  threads, built from `SLT_*` variables by `bench/wsgi.py`, and `python -m backend worker`
+  beside them minting on Anvil (1 s blocks), so the minting of what the load creates runs on the
+  same 2 cores as in production. The baseline is a bare Flask app whose `POST /generate` parses
+  the same JSON and answers a small JSON object, under the same gunicorn command and settings.
+  The load is `wrk` (a separate process, 1 thread, 50 connections) with a Lua script that POSTs
+  the same JSON body to both and stops each run after a fixed number of requests or seconds. Two
   more servers run beside them, each with a store of its own: *chain worker threads inside the
   gunicorn workers* (`make run`'s layout, `SLT_RUN_WORKERS=1`, with a second relayer key), and
   *web tier only*, the production layout whose worker sweeps and checkpoints but mints nothing
   (its outbox and follower run once an hour), i.e. the request path alone. Runs rotate among the
   four; before each run every outbox is drained, so no run pays for the minting of an earlier
   one, and during a run the other three set-ups are paused (SIGSTOP, then SIGCONT), so their
-  idle background threads are not measured with it. Throughput is the median over runs. Latency is measured twice at 50 concurrent
-  connections: *saturated* (each connection sends its next request as soon as the last is
-  answered — latency is then queueing, about 50 ÷ throughput) and *paced* (each connection waits
-  between requests so the offered load is about half of our measured throughput). The
-  server-side figure is gunicorn's own request time (`%(D)s`), i.e. the off-chain work on a
-  request without the wait in the socket backlog. Rate limiting stays on, with limits no run
-  reaches.
+  idle background threads are not measured with it. Throughput is the median over runs. Latency
+  is measured twice at 50 concurrent connections: *saturated* (each connection sends its next
+  request as soon as the last is answered — latency is then queueing, about 50 ÷ throughput) and
+  *paced* (each connection waits between requests so the offered load is about half of our
+  measured throughput). The server-side figure is gunicorn's own request time (`%(D)s`), i.e.
+  the off-chain work on a request without the wait in the socket backlog. Rate limiting stays
+  on, with limits no run reaches.
 - **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
   spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
   default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
