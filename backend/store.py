@@ -672,16 +672,7 @@ class SQLiteStore:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
     def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        """Take or renew a lease; only one process runs the chain worker at a time.
-
-        A holder with more than half of its lease left is told so without a write: the worker
-        asks several times a second, and each write would queue the other writers behind it.
-        """
-        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
-        if row is not None:
-            current, _, until = str(row[0]).rpartition("@")
-            if current == holder and float(until) - now > ttl / 2:
-                return True
+        """Take or renew a lease; only one process runs the chain worker at a time."""
         with self.transaction() as db:
             row = db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
             if row is not None:

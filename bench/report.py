@@ -41,14 +41,16 @@ baseline is measured in the same run, interleaved with ours where the two can al
   *web tier only*, the production layout whose worker sweeps and checkpoints but mints nothing
   (its outbox and follower run once an hour), i.e. the request path alone. Runs rotate among the
   four; before each run every outbox is drained, so no run pays for the minting of an earlier
-  one, and during a run the other three set-ups are paused (SIGSTOP, then SIGCONT), so their
-  idle background threads are not measured with it. Throughput is the median over runs. Latency
-  is measured twice at 50 concurrent connections: *saturated* (each connection sends its next
-  request as soon as the last is answered — latency is then queueing, about 50 ÷ throughput) and
-  *paced* (each connection waits between requests so the offered load is about half of our
-  measured throughput). The server-side figure is gunicorn's own request time (`%(D)s`), i.e.
-  the off-chain work on a request without the wait in the socket backlog. Rate limiting stays
-  on, with limits no run reaches.
+  one, and during a run the other set-ups are paused (SIGSTOP, then SIGCONT), so their idle
+  background threads are not measured with it; all but the threads set-up, whose two gunicorn
+  workers contend for the chain-worker lease, which a pause longer than the lease would hand
+  over mid-round. Throughput is the median over runs. Latency is measured twice at 50 concurrent
+  connections: *saturated* (each connection sends its next request as soon as the last is
+  answered — latency is then queueing, about 50 ÷ throughput) and *paced* (each connection waits
+  between requests so the offered load is about half of our measured throughput). The
+  server-side figure is gunicorn's own request time (`%(D)s`), i.e. the off-chain work on a
+  request without the wait in the socket backlog. Rate limiting stays on, with limits no run
+  reaches.
 - **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
   spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
   default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
@@ -85,7 +87,7 @@ transaction under load together with its thread's own CPU and run-queue time (sc
   WAL past 10,000 pages folded it into the database itself: 35-53 ms with the writer lock held,
   about twice a second at full load. A checkpointer thread now runs in every process that
   writes, API processes included (`SLT_CHECKPOINT_INTERVAL`, 0.1 s): a PASSIVE pass beside the
-  writers, then, once the WAL holds 2,000 frames, a second short pass with the writers queued,
+  writers, then, once the WAL holds 8,000 frames, a second short pass with the writers queued,
   so that the next writer starts the WAL over. Requests no longer checkpoint.
 - **garbage collector** (`backend/gunicorn_conf.py`) — a full collection walked the ~100,000
   objects each process makes at start-up: 50-60 ms of CPU inside a transaction, once or twice
@@ -94,7 +96,7 @@ transaction under load together with its thread's own CPU and run-queue time (sc
   at a lower CPU priority, `SLT_WORKER_NICE`) beside API processes without worker threads: in
   the API processes, the worker's JSON decodes of large RPC answers held the GIL for
   milliseconds at a time. `make run` keeps the threads; both layouts are measured above.
-- **chain worker** — the follower stores up to 400 events per transaction (was one per token),
+- **chain worker** — the follower stores up to 50 events per transaction (was one per token),
   skips `TokenExpiryUpdated` (a mint emits it; persistence comes with `Unlocked`), and marks a
   transaction of ours mined when it sees its events, so receipts (a mint of 100's is 500 logs of
   JSON) are only asked for transactions still unresolved 2 s after sending; a mint batch's

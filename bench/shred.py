@@ -233,7 +233,8 @@ def _rows(
                 "note": (
                     "shred, on disk: the row is gone from SQLite at once (secure_delete zeroes"
                     " its page), but the page's old image stays in the database file until the"
-                    " sweeper's next round checkpoints the WAL (SLT_SWEEP_INTERVAL, 1 s)."
+                    " next checkpoint folds the zeroed page in (SLT_CHECKPOINT_INTERVAL, 0.1 s),"
+                    " and in the WAL until the sweeper truncates it (SLT_SWEEP_INTERVAL, 1 s)."
                 ),
             },
         )

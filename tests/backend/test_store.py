@@ -176,18 +176,3 @@ def test_shred_count_moves_with_every_shred_and_only_then(store: SQLiteStore) ->
     other = SQLiteStore(store.path)
     assert other.shred_count() == 3
     other.close()
-
-
-def test_a_lease_is_renewed_without_a_write_while_more_than_half_is_left(
-    store: SQLiteStore,
-) -> None:
-    assert store.acquire_lease("chain-worker", "a", now=100.0, ttl=10.0)
-    writes = store.db.total_changes
-    assert store.acquire_lease("chain-worker", "a", now=104.0, ttl=10.0)  # 6 s of 10 left
-    assert store.db.total_changes == writes
-    assert not store.acquire_lease("chain-worker", "b", now=104.0, ttl=10.0)
-    assert store.acquire_lease("chain-worker", "a", now=106.0, ttl=10.0)  # 4 s left: renewed
-    assert store.db.total_changes == writes + 1
-    assert not store.acquire_lease("chain-worker", "b", now=115.0, ttl=10.0)  # runs to 116
-    assert store.acquire_lease("chain-worker", "b", now=116.5, ttl=10.0)  # expired: taken
-    assert not store.acquire_lease("chain-worker", "a", now=117.0, ttl=10.0)
