@@ -99,8 +99,6 @@ CREATE TABLE IF NOT EXISTS transactions (
     sent_at  REAL NOT NULL,
     state    TEXT NOT NULL DEFAULT 'sent'
 );
--- Partial: only the few transactions not yet known mined, out of every one ever sent.
-CREATE INDEX IF NOT EXISTS transactions_unmined ON transactions (kind) WHERE state = 'sent';
 
 CREATE TABLE IF NOT EXISTS auth_nonces (
     nonce      TEXT PRIMARY KEY,
@@ -474,7 +472,6 @@ class SQLiteStore:
                 "UPDATE outbox SET state = 'done' WHERE kind = 'mint' AND payload_id = ?",
                 (row["id"],),
             )
-            _seen_mined(db, tx_hash)
             if row["shredded_at"] is not None:
                 # Deleted or expired while the mint was in flight: the token must go too.
                 _enqueue(db, "burn", row["id"], 0.0)
@@ -488,9 +485,8 @@ class SQLiteStore:
                 (owner.lower(), token_id),
             )
 
-    def set_persistent(self, token_id: int, tx_hash: str) -> None:
+    def set_persistent(self, token_id: int) -> None:
         with self.transaction() as db:
-            _seen_mined(db, tx_hash)
             db.execute(
                 "UPDATE payloads SET expires_at = NULL, end_time = 0, status = 'persistent'"
                 " WHERE chain_token_id = ? AND shredded_at IS NULL",
@@ -519,7 +515,6 @@ class SQLiteStore:
                 "UPDATE outbox SET state = 'done' WHERE kind = 'burn' AND payload_id = ?",
                 (row["id"],),
             )
-            _seen_mined(db, tx_hash)
             return str(row["id"])
 
     # Key rotation ----------------------------------------------------------------------------
@@ -556,22 +551,12 @@ class SQLiteStore:
         ).fetchall()
         return [Job(**dict(r)) for r in rows]
 
-    def sent_jobs(self, sent_before: float) -> list[Job]:
-        """Jobs whose transaction was sent before ``sent_before`` and is not yet resolved."""
+    def sent_jobs(self) -> list[Job]:
         rows = self.db.execute(
-            "SELECT o.id, o.kind, o.payload_id, o.state, o.attempts, o.tx_hash FROM outbox AS o"
-            " JOIN transactions AS t ON t.tx_hash = o.tx_hash"
-            " WHERE o.state = 'sent' AND t.sent_at <= ? ORDER BY o.id",
-            (sent_before,),
+            "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
+            " WHERE state = 'sent' ORDER BY id"
         ).fetchall()
         return [Job(**dict(r)) for r in rows]
-
-    def unmined_count(self, kind: str) -> int:
-        """Transactions of ``kind`` sent and not yet known mined (or reverted, or dropped)."""
-        row = self.db.execute(
-            "SELECT COUNT(*) FROM transactions WHERE state = 'sent' AND kind = ?", (kind,)
-        ).fetchone()
-        return int(row[0])
 
     def record_sent(
         self, job_ids: Sequence[int], kind: str, tx_hash: str, raw: bytes, nonce: int, now: float
@@ -684,12 +669,6 @@ class SQLiteStore:
                 (f"lease:{name}", f"{holder}@{now + ttl}"),
             )
             return True
-
-
-def _seen_mined(db: sqlite3.Connection, tx_hash: str) -> None:
-    """A transaction of ours whose events the follower saw is mined: no receipt needed."""
-    db.execute("UPDATE transactions SET state = 'mined' WHERE tx_hash = ? AND state = 'sent'",
-               (tx_hash,))  # fmt: skip
 
 
 def _enqueue(db: sqlite3.Connection, kind: str, payload_id: str, now: float) -> None:

@@ -36,8 +36,6 @@ from .store import Job, SQLiteStore
 log = logging.getLogger(__name__)
 
 ZERO = "0x" + "00" * 20
-# A transaction's receipt is asked for only if the follower has not seen it mined by then.
-RECEIPT_AFTER = 2.0
 MAX_BACKOFF = 60.0
 # A token whose end is this close when its mint is sent would expire before inclusion.
 MINT_MARGIN = 2
@@ -172,28 +170,25 @@ class Worker:
         self.chain_ok = True
 
     def collect_receipts(self) -> None:
-        """Resolve the transactions in flight that the follower has not.
-
-        The follower marks a transaction mined when it stores its events, moments after its
-        block. Only the ones still unresolved ``RECEIPT_AFTER`` seconds after sending are asked
-        about (a mint of 100's receipt is 500 logs of JSON, read for its status alone): the
-        reverted, the dropped, the slow.
-        """
         by_tx: dict[str, list[Job]] = {}
-        for job in self.store.sent_jobs(sent_before=self.clock() - RECEIPT_AFTER):
+        for job in self.store.sent_jobs():
             by_tx.setdefault(str(job.tx_hash), []).append(job)
-        if by_tx:
-            # Every receipt in one request, then whether the node still knows the unmined ones
-            # in another: two round trips a round rather than two per transaction in flight.
-            statuses = self.chain.receipt_statuses(list(by_tx))
-            known = self.chain.known_transactions([h for h, s in statuses.items() if s is None])
-            for tx_hash, jobs in by_tx.items():
-                status = statuses[tx_hash]
-                if status is None:
-                    self._maybe_resend(tx_hash, jobs, tx_hash in known)
-                else:
-                    self._apply_receipt(tx_hash, jobs, status)
-        self._mints_in_flight = self.store.unmined_count("mint")
+        if not by_tx:
+            self._mints_in_flight = 0
+            return
+        # Every receipt in one request, then whether the node still knows the unmined ones in
+        # another: two round trips a round rather than two per transaction in flight.
+        statuses = self.chain.receipt_statuses(list(by_tx))
+        known = self.chain.known_transactions([h for h, s in statuses.items() if s is None])
+        in_flight = 0
+        for tx_hash, jobs in by_tx.items():
+            status = statuses[tx_hash]
+            if status is None:
+                self._maybe_resend(tx_hash, jobs, tx_hash in known)
+                in_flight += any(j.kind == "mint" for j in jobs)
+                continue
+            self._apply_receipt(tx_hash, jobs, status)
+        self._mints_in_flight = in_flight
 
     def _apply_receipt(self, tx_hash: str, jobs: list[Job], status: int) -> None:
         # A receipt only says mined or reverted. Its events (the token ids of a mint, a burn)
@@ -376,7 +371,7 @@ class Worker:
             owner = self._mint_to.pop(token_id, None)
             self.store.set_minted(bytes(args["commitment"]), token_id, event.tx_hash, owner)
         elif event.name == "Unlocked":  # persist() emits it, with TokenExpiryUpdated to 0
-            self.store.set_persistent(int(args["tokenId"]), event.tx_hash)
+            self.store.set_persistent(int(args["tokenId"]))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
