@@ -72,7 +72,6 @@ class Worker:
         self._mints_in_flight = 0  # mint transactions without a receipt, as of the last round
         # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
         self._mint_to: dict[int, str] = {}
-        self._burned_on_chain = False  # a wallet burn shredded a payload: checkpoint the WAL
 
     # Threads -----------------------------------------------------------------------------------
 
@@ -342,9 +341,8 @@ class Worker:
                 for event in events[start : start + EVENTS_PER_TRANSACTION]:
                     self.apply(event)
         self.store.set_kv("follower_block", str(to_block))
-        if self._burned_on_chain:
-            self._burned_on_chain = False
-            self.checkpoint_if_shredded(force=True)
+        if events:
+            self.checkpoint_if_shredded()  # a wallet burn among them shreds: the counter moved
         return len(events)
 
     def apply(self, event: ChainEvent) -> None:
@@ -363,7 +361,6 @@ class Worker:
                 payload_id = self.store.set_burned(token_id, event.tx_hash, self.clock())
                 if payload_id:
                     log.info("token %d burned on chain: payload shredded", token_id)
-                    self._burned_on_chain = True  # checkpointed once the events are stored
             else:
                 self.store.set_owner(token_id, dst)
         elif event.name == "CommitmentPublished":

@@ -270,9 +270,7 @@ class Stack:
 
     def reader(self) -> sqlite3.Connection:
         """A read-only connection to the store (WAL lets it read beside the writers)."""
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        db.execute("PRAGMA busy_timeout=10000")
-        return db
+        return reader(self.db_path)
 
     def gunicorn(
         self, spec: str, port: int, access_log: Path | None = None, **env: str
@@ -310,6 +308,13 @@ class Stack:
         with self.reader() as db:
             row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
             return int(row.fetchone()[0])
+
+
+def reader(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection to a store (WAL lets it read beside the writers)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
 
 
 def _answers(port: int, proc: subprocess.Popen[Any]) -> bool:

@@ -38,6 +38,7 @@ from .common import (
     http_json,
     median,
     pct,
+    reader,
     stack,
     wait_until,
 )
@@ -135,7 +136,7 @@ class LeaseWatch(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(0.25):
             try:
-                with closing(_reader(self.db_path)) as db:
+                with closing(reader(self.db_path)) as db:
                     row = db.execute("SELECT value FROM kv WHERE key = 'lease:chain-worker'")
                     value = row.fetchone()
             except sqlite3.Error:
@@ -323,19 +324,15 @@ def _grant_minter(st: Stack, key: str) -> None:
     assert receipt["status"] == 1
 
 
-def _reader(db_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-
-
 def _outbox_left(db_path: Path) -> int:
-    with closing(_reader(db_path)) as db:
+    with closing(reader(db_path)) as db:
         row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
         return int(row.fetchone()[0])
 
 
 def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:
     """What the chain and a store say about its senders after the load."""
-    with closing(_reader(db_path)) as db:
+    with closing(reader(db_path)) as db:
         txs = db.execute("SELECT state, COUNT(*) FROM transactions GROUP BY state").fetchall()
         dup = db.execute(
             "SELECT COUNT(*) FROM (SELECT nonce FROM transactions GROUP BY nonce"
