@@ -542,11 +542,15 @@ class SQLiteStore:
             _enqueue(db, kind, payload_id, now)
 
     def due_jobs(self, kind: str, now: float, limit: int) -> list[Job]:
-        """Pending jobs of ``kind`` whose time has come, oldest first."""
+        """Pending jobs of ``kind`` whose time has come, the longest due first.
+
+        In ``outbox_due``'s own order (its last column is the row id), so the query stops after
+        ``limit`` rows: ordered by id alone, it sorted every due job first, the whole backlog.
+        """
         rows = self.db.execute(
             "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
             " WHERE state = 'pending' AND kind = ? AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
+            " ORDER BY next_attempt_at, id LIMIT ?",
             (kind, now, limit),
         ).fetchall()
         return [Job(**dict(r)) for r in rows]

@@ -176,3 +176,25 @@ def test_shred_count_moves_with_every_shred_and_only_then(store: SQLiteStore) ->
     other = SQLiteStore(store.path)
     assert other.shred_count() == 3
     other.close()
+
+
+def test_due_jobs_come_longest_due_first_without_sorting_the_backlog(store: SQLiteStore) -> None:
+    for i in range(5):
+        _insert(store, f"p{i}")  # mint jobs due at NOW, in id order
+    first = store.due_jobs("mint", NOW, 10)
+    assert [j.payload_id for j in first] == [f"p{i}" for i in range(5)]
+    # A retried job is due later: jobs due before it come first, and one not yet due stays out.
+    store.retry_jobs([first[0].id], "try again", NOW + 5)
+    assert [j.payload_id for j in store.due_jobs("mint", NOW + 5, 10)] == [
+        "p1", "p2", "p3", "p4", "p0"
+    ]  # fmt: skip
+    assert [j.payload_id for j in store.due_jobs("mint", NOW, 2)] == ["p1", "p2"]
+    # The query walks the due index in order and stops at the limit: no sort of every due job.
+    seen: list[str] = []
+    store.db.set_trace_callback(seen.append)  # the statement, its parameters filled in
+    store.due_jobs("mint", NOW, 2)
+    store.db.set_trace_callback(None)
+    (query,) = [q for q in seen if "FROM outbox" in q]
+    plan = store.db.execute(f"EXPLAIN QUERY PLAN {query}").fetchall()
+    assert any("outbox_due" in row[3] for row in plan)
+    assert not any("TEMP B-TREE" in row[3] for row in plan)
