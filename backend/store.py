@@ -4,7 +4,7 @@ Tables:
 - ``payloads``  what may be shown about a payload: status, lifetime, chain fields. No plaintext.
 - ``secrets``   the wrapped data key and the ciphertext: deleting this row is the crypto-shred.
 - ``outbox``    durable chain jobs (mint, burn, persist), retried with backoff.
-- ``auth_nonces``, ``sessions``, ``kv`` (follower cursor, worker lease).
+- ``auth_nonces``, ``sessions``, ``kv`` (follower and mint cursors, worker lease).
 
 The database runs in WAL mode with ``secure_delete``, so freed pages are zeroed; after a shred
 the worker checkpoints and truncates the WAL so no old page image of a secret stays in a file.
@@ -116,7 +116,21 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- The last payload (by row id) whose mint job is in the outbox (SQLiteStore.queue_new_mints).
+-- A store from before the cursor had a job for every payload from its insert on.
+INSERT OR IGNORE INTO kv (key, value) SELECT 'mint_cursor', COALESCE(MAX(p.rowid), 0)
+    FROM payloads AS p JOIN outbox AS o ON o.kind = 'mint' AND o.payload_id = p.id;
 """
+
+# Chain jobs still to do: outbox jobs pending or sent, and new payloads whose mint job the chain
+# worker has not queued yet. Any connection can run it, a read-only one too (see open_jobs).
+NEW_MINTS_SQL = (
+    "SELECT COUNT(*) FROM payloads WHERE status = 'pending_mint' AND rowid >"
+    " (SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'mint_cursor')"
+)
+OPEN_JOBS_SQL = (
+    f"SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')) + ({NEW_MINTS_SQL})"
+)
 
 LIVE = ("pending_mint", "minted", "persistent")
 
@@ -328,7 +342,12 @@ class SQLiteStore:
     # Payloads --------------------------------------------------------------------------------
 
     def insert_payload(self, payload: Payload, secret: Secret, now: float) -> None:
-        """Store a new payload, its secret and its mint job in one transaction."""
+        """Store a new payload and its secret in one transaction.
+
+        Its mint job is not written here but by the chain worker (:meth:`queue_new_mints`), a
+        batch at a time: the job's row and its two indexes were a quarter of a new payload's
+        commit, paid by the request.
+        """
         p = payload
         with self.transaction() as db:
             db.execute(
@@ -352,7 +371,6 @@ class SQLiteStore:
                     secret.emotion_ct,
                 ),
             )
-            _enqueue(db, "mint", p.id, now)
 
     def get_payload(self, payload_id: str) -> Payload | None:
         row = self.db.execute("SELECT * FROM payloads WHERE id = ?", (payload_id,)).fetchone()
@@ -428,7 +446,8 @@ class SQLiteStore:
                 (now, limit),
             ).fetchall()
             # Never sent: cancel the mint instead of minting and burning (as in _shred).
-            unsent = {r[0] for r in rows if r[1] is None and r[2] == "pending"}
+            # (No job yet: the chain worker had not queued it, and now never will.)
+            unsent = {r[0] for r in rows if r[1] is None and r[2] in (None, "pending")}
             db.executemany("DELETE FROM secrets WHERE payload_id = ?", [(r[0],) for r in rows])
             db.executemany(
                 "UPDATE outbox SET state = 'cancelled' WHERE kind = 'mint' AND payload_id = ?",
@@ -541,6 +560,39 @@ class SQLiteStore:
         with self.transaction() as db:
             _enqueue(db, kind, payload_id, now)
 
+    def queue_new_mints(self, limit: int) -> int:
+        """Put the mint jobs of up to ``limit`` new payloads in the outbox; returns how many.
+
+        New payloads are those after the ``mint_cursor`` in row id order: payloads are never
+        deleted and writers take turns, so a payload committed later always has a higher row
+        id, and one pass over the ids above the cursor finds each new payload once. A payload
+        shredded before its turn gets no job (its mint is cancelled, as in :meth:`shred`). The
+        jobs and the cursor land in one transaction.
+        """
+        cursor = int(self.get_kv("mint_cursor") or 0)
+        if self.db.execute("SELECT 1 FROM payloads WHERE rowid > ?", (cursor,)).fetchone() is None:
+            return 0  # nothing new: no write, no writer lock
+        with self.transaction() as db:
+            cursor = int(db.execute("SELECT value FROM kv WHERE key = 'mint_cursor'").fetchone()[0])
+            rows = db.execute(
+                "SELECT rowid, id, status, created_at FROM payloads WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (cursor, limit),
+            ).fetchall()
+            if not rows:
+                return 0
+            jobs = [(r["id"], r["created_at"], r["created_at"]) for r in rows
+                    if r["status"] == "pending_mint"]  # fmt: skip
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (kind, payload_id, next_attempt_at, created_at)"
+                " VALUES ('mint', ?, ?, ?)",
+                jobs,
+            )
+            db.execute(
+                "UPDATE kv SET value = ? WHERE key = 'mint_cursor'", (str(rows[-1]["rowid"]),)
+            )
+        return len(jobs)
+
     def due_jobs(self, kind: str, now: float, limit: int) -> list[Job]:
         """Pending jobs of ``kind`` whose time has come, the longest due first.
 
@@ -609,11 +661,16 @@ class SQLiteStore:
             )
 
     def outbox_counts(self) -> dict[str, int]:
+        """Open jobs by ``kind:state``; a new payload's mint not yet queued is a pending mint."""
         rows = self.db.execute(
             "SELECT kind || ':' || state, COUNT(*) FROM outbox"
             " WHERE state IN ('pending', 'sent') GROUP BY kind, state"
         )
-        return {r[0]: r[1] for r in rows}
+        counts = {r[0]: r[1] for r in rows}
+        new = self.db.execute(NEW_MINTS_SQL).fetchone()[0]
+        if new:
+            counts["mint:pending"] = counts.get("mint:pending", 0) + new
+        return counts
 
     # Auth ------------------------------------------------------------------------------------
 
@@ -675,6 +732,12 @@ class SQLiteStore:
             return True
 
 
+def open_jobs(db: sqlite3.Connection) -> int:
+    """How many chain jobs a store still has to do (mints not yet queued included), through
+    any connection to it: benchmarks and tests wait on it with read-only ones."""
+    return int(db.execute(OPEN_JOBS_SQL).fetchone()[0])
+
+
 def _enqueue(db: sqlite3.Connection, kind: str, payload_id: str, now: float) -> None:
     db.execute(
         "INSERT OR IGNORE INTO outbox (kind, payload_id, next_attempt_at, created_at)"
@@ -693,8 +756,9 @@ def _shred(db: sqlite3.Connection, payload_id: str, reason: str, now: float) -> 
     mint = db.execute(
         "SELECT state FROM outbox WHERE kind = 'mint' AND payload_id = ?", (payload_id,)
     ).fetchone()
-    if row["chain_token_id"] is None and mint is not None and mint["state"] == "pending":
-        # Never sent: cancel the mint instead of minting and burning.
+    if row["chain_token_id"] is None and (mint is None or mint["state"] == "pending"):
+        # Never sent: cancel the mint instead of minting and burning (with no job yet, the
+        # chain worker will not queue one: the payload is no longer pending_mint).
         db.execute(
             "UPDATE outbox SET state = 'cancelled' WHERE kind = 'mint' AND payload_id = ?",
             (payload_id,),

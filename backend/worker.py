@@ -1,6 +1,8 @@
 """Background work: the outbox sender, the event follower and the sweeper.
 
-- **Outbox.** Mints, burns and persists wait in the ``outbox`` table. Due mints are batched into
+- **Outbox.** Mints, burns and persists wait in the ``outbox`` table; a new payload's mint job
+  is put there by the sender itself, a batch at a time, off the request's commit
+  (``SQLiteStore.queue_new_mints``). Due mints are batched into
   ``mintBatch`` transactions (several per round while a backlog lasts, up to
   ``MINT_TXS_IN_FLIGHT`` unmined); burns into one ``burnBatch``. Each transaction is signed,
   stored, then broadcast; receipts (mined or reverted) are collected on later rounds. After a
@@ -239,6 +241,7 @@ class Worker:
         ``MINT_TXS_IN_FLIGHT`` unconfirmed: a backlog drains at the chain's pace, not at one batch
         per round.
         """
+        self.store.queue_new_mints(self.mint_batch_max * MINT_TXS_IN_FLIGHT)
         chain_now: int | None = None
         while self._mints_in_flight < MINT_TXS_IN_FLIGHT:
             jobs = self.store.due_jobs("mint", self.clock(), self.mint_batch_max)

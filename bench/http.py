@@ -36,6 +36,7 @@ from .common import (
     Stack,
     free_port,
     http_json,
+    jobs_left,
     median,
     pct,
     reader,
@@ -239,7 +240,7 @@ def run(opts: Options) -> list[Row]:
         def drain() -> float:
             t0 = time.monotonic()
             wait_until(
-                lambda: st.outbox_left() == 0 and _outbox_left(threads_db) == 0,
+                lambda: st.outbox_left() == 0 and jobs_left(threads_db) == 0,
                 timeout=drain_timeout,
                 step=0.2,
             )
@@ -322,12 +323,6 @@ def _grant_minter(st: Stack, key: str) -> None:
         w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30
     )
     assert receipt["status"] == 1
-
-
-def _outbox_left(db_path: Path) -> int:
-    with closing(reader(db_path)) as db:
-        row = db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')")
-        return int(row.fetchone()[0])
 
 
 def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from backend.chain import MintRequest
 from backend.payloads import text_plaintext
+from backend.store import NEW_MINTS_SQL
 
 from .common import Options, Row, Stack, fmt_time, median, rss_bytes, stack
 
@@ -91,7 +92,8 @@ def run(opts: Options) -> list[Row]:
                     "SELECT COUNT(*) FROM payloads WHERE chain_token_id IS NOT NULL"
                 ).fetchone()[0]
                 left = db.execute(
-                    "SELECT COUNT(*) FROM outbox WHERE kind = 'mint' AND state = 'pending'"
+                    "SELECT (SELECT COUNT(*) FROM outbox WHERE kind = 'mint' AND state = 'pending')"
+                    f" + ({NEW_MINTS_SQL})"
                 ).fetchone()[0]
             return {
                 "t": time.monotonic(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Payload, Secret, SQLiteStore
+from backend.store import Payload, Secret, SQLiteStore, open_jobs
 
 NOW = 1_700_000_000.0
 
@@ -75,6 +75,7 @@ def test_a_failed_nested_transaction_is_undone_and_the_outer_one_lands(
         _insert(store, "token_c")
     assert _ids(store) == {"token_a", "token_c"}
     assert store.get_secret("token_b") is None
+    store.queue_new_mints(10)
     jobs = store.db.execute("SELECT payload_id FROM outbox ORDER BY payload_id").fetchall()
     assert [row[0] for row in jobs] == ["token_a", "token_c"]
 
@@ -180,7 +181,8 @@ def test_shred_count_moves_with_every_shred_and_only_then(store: SQLiteStore) ->
 
 def test_due_jobs_come_longest_due_first_without_sorting_the_backlog(store: SQLiteStore) -> None:
     for i in range(5):
-        _insert(store, f"p{i}")  # mint jobs due at NOW, in id order
+        _insert(store, f"p{i}")
+    store.queue_new_mints(100)  # mint jobs due at NOW, in id order
     first = store.due_jobs("mint", NOW, 10)
     assert [j.payload_id for j in first] == [f"p{i}" for i in range(5)]
     # A retried job is due later: jobs due before it come first, and one not yet due stays out.
@@ -198,3 +200,56 @@ def test_due_jobs_come_longest_due_first_without_sorting_the_backlog(store: SQLi
     plan = store.db.execute(f"EXPLAIN QUERY PLAN {query}").fetchall()
     assert any("outbox_due" in row[3] for row in plan)
     assert not any("TEMP B-TREE" in row[3] for row in plan)
+
+
+def _mint_jobs(store: SQLiteStore) -> list[str]:
+    rows = store.db.execute("SELECT payload_id FROM outbox WHERE kind = 'mint' ORDER BY id")
+    return [r[0] for r in rows]
+
+
+def test_new_payloads_mint_jobs_are_queued_once_in_order_a_batch_at_a_time(
+    store: SQLiteStore,
+) -> None:
+    for i in range(5):
+        _insert(store, f"p{i}")
+    assert _mint_jobs(store) == []  # the request's commit writes no job
+    assert store.outbox_counts() == {"mint:pending": 5} and open_jobs(store.db) == 5
+    assert store.queue_new_mints(3) == 3
+    assert _mint_jobs(store) == ["p0", "p1", "p2"]
+    assert store.queue_new_mints(3) == 2 and store.queue_new_mints(3) == 0
+    assert _mint_jobs(store) == [f"p{i}" for i in range(5)]
+    assert store.outbox_counts() == {"mint:pending": 5} and open_jobs(store.db) == 5
+    _insert(store, "p5")
+    assert store.queue_new_mints(10) == 1 and _mint_jobs(store)[-1] == "p5"
+
+
+def test_a_payload_shredded_before_its_mint_is_queued_never_gets_one(store: SQLiteStore) -> None:
+    _insert(store, "deleted")
+    _insert(store, "expired")
+    late = _insert(store, "expired_too")
+    assert store.shred("deleted", "deleted", NOW + 1)
+    assert store.sweep_expired(late.expires_at or 0.0, 10) == 2
+    for pid in ("deleted", "expired", "expired_too"):
+        assert store.get_payload(pid).burn_status == "not_minted"  # type: ignore[union-attr]
+    assert store.queue_new_mints(10) == 0
+    assert _mint_jobs(store) == [] and open_jobs(store.db) == 0
+    assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0  # no burn either
+
+
+def test_a_store_from_before_the_mint_cursor_queues_no_job_twice(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = SQLiteStore(path)
+    for i in range(3):
+        _insert(old, f"old{i}")
+    old.queue_new_mints(10)  # as the old insert did: every payload with its job
+    old.db.execute("DELETE FROM kv WHERE key = 'mint_cursor'")  # ... and no cursor
+    old.close()
+    store = SQLiteStore(path)
+    assert store.get_kv("mint_cursor") == str(
+        store.db.execute("SELECT rowid FROM payloads WHERE id = 'old2'").fetchone()[0]
+    )
+    assert store.queue_new_mints(10) == 0
+    _insert(store, "new")
+    assert store.queue_new_mints(10) == 1
+    assert _mint_jobs(store) == ["old0", "old1", "old2", "new"]
+    store.close()

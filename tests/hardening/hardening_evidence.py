@@ -21,6 +21,8 @@ from slt_harness import tiny_png, tiny_wav  # noqa: F401 (re-exported for the te
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from backend.store import open_jobs
+
 # Payload samples with markers --------------------------------------------------------------------
 
 
@@ -147,13 +149,9 @@ def read_db(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def outbox_open(path: Path) -> int:
-    """How many chain jobs still wait (pending or sent)."""
+    """How many chain jobs still wait (pending or sent, new payloads' mints included)."""
     with read_db(path) as db:
-        return int(
-            db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')").fetchone()[
-                0
-            ]
-        )
+        return open_jobs(db)
 
 
 def settled(path: Path, w3: Web3) -> bool:
