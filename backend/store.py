@@ -116,14 +116,17 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
--- The last payload (by row id) whose mint job is in the outbox (SQLiteStore.queue_new_mints).
--- A store from before the cursor had a job for every payload from its insert on.
-INSERT OR IGNORE INTO kv (key, value) SELECT 'mint_cursor', COALESCE(MAX(p.rowid), 0)
-    FROM payloads AS p JOIN outbox AS o ON o.kind = 'mint' AND o.payload_id = p.id;
 """
 
-# Chain jobs still to do: outbox jobs pending or sent, and new payloads whose mint job the chain
-# worker has not queued yet. Any connection can run it, a read-only one too (see open_jobs).
+# The mint cursor (kv ``mint_cursor``): the last payload, by row id, whose mint job is in the
+# outbox (SQLiteStore.queue_new_mints). A store from before the cursor had a job for every
+# payload from its insert on, so it starts at the last of those; a new store at 0.
+START_MINT_CURSOR_SQL = (
+    "INSERT OR IGNORE INTO kv (key, value) SELECT 'mint_cursor', COALESCE(MAX(p.rowid), 0)"
+    " FROM payloads AS p JOIN outbox AS o ON o.kind = 'mint' AND o.payload_id = p.id"
+)
+# New payloads whose mint job the chain worker has not queued yet; with the outbox's pending
+# and sent jobs, the chain jobs still to do. Any connection can run them (see open_jobs).
 NEW_MINTS_SQL = (
     "SELECT COUNT(*) FROM payloads WHERE status = 'pending_mint' AND rowid >"
     " (SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'mint_cursor')"
@@ -224,6 +227,9 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db.executescript(SCHEMA)
+        if self.get_kv("mint_cursor") is None:  # once per store: it scans the mint jobs
+            with self.transaction() as db:
+                db.execute(START_MINT_CURSOR_SQL)
 
     # Connections -----------------------------------------------------------------------------
 
