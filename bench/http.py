@@ -362,6 +362,12 @@ def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _spread(results: list[dict[str, Any]]) -> str:
+    """The slowest and fastest single run: how noisy the machine was."""
+    rates = [x["rps"] for x in results]
+    return f"runs {min(rates):,.0f}-{max(rates):,.0f}"
+
+
 def _rows(
     runs: dict[str, list[dict[str, Any]]],
     paced: dict[str, list[dict[str, Any]]],
@@ -384,8 +390,8 @@ def _rows(
             "http",
             "POST /generate throughput, gunicorn -w 2 + `python -m backend worker`, wrk 50"
             " connections",
-            f"{rps['ours']:,.0f} req/s",
-            f"bare Flask {rps['bare']:,.0f} req/s",
+            f"{rps['ours']:,.0f} req/s ({_spread(runs['ours'])})",
+            f"bare Flask {rps['bare']:,.0f} req/s ({_spread(runs['bare'])})",
             f"{ratio:.2f}",
             "ratio ≥ 0.5",
             ratio >= 0.5 and errors == 0,
@@ -404,7 +410,7 @@ def _rows(
         Row(
             "http",
             "… the same, chain worker threads inside the gunicorn workers (`make run`'s layout)",
-            f"{rps['threads']:,.0f} req/s",
+            f"{rps['threads']:,.0f} req/s ({_spread(runs['threads'])})",
             f"bare Flask {rps['bare']:,.0f} req/s",
             f"{rps['threads'] / rps['bare']:.2f}",
             "—",
@@ -414,7 +420,7 @@ def _rows(
         Row(
             "http",
             "… the same, web tier only (its worker sweeps and checkpoints, mints nothing)",
-            f"{rps['web']:,.0f} req/s",
+            f"{rps['web']:,.0f} req/s ({_spread(runs['web'])})",
             f"bare Flask {rps['bare']:,.0f} req/s",
             f"{rps['web'] / rps['bare']:.2f}",
             "—",

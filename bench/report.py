@@ -101,9 +101,12 @@ Changed:
   the mint job: its row and its two indexes were a quarter of the insert (93 → 67 µs with two
   writer connections, interleaved). The chain worker queues the jobs of new payloads itself, a
   batch per round, from a cursor over the payloads' row ids, jobs and cursor in one
-  transaction. Web tier under gunicorn, old and new code side by side (5 rounds of 5 s):
-  2,004 → 2,182 req/s (0.48 → 0.53 of bare), server CPU per request 828 → 759 µs, p99
-  40.4 → 34.8 ms.
+  transaction. Under gunicorn the saving (about 26 µs of a request's ~800 µs of CPU) is below
+  this machine's noise: old and new code side by side, each server loaded from its own
+  checkout, 5 rounds of 6 s: 1,819 and 1,815 req/s (medians; single rounds 953-2,206). An
+  earlier side-by-side reported 2,004 → 2,182 req/s, but its "old" server had run the new code:
+  gunicorn's `--chdir` does not reach a package that its config file has already imported, so
+  a checkout is compared by starting gunicorn in it, with `PYTHONPATH` pointing at it.
 - **chain worker** (`backend/store.py`) — `due_jobs` asked for the oldest due jobs by id,
   an order the due index cannot give, so SQLite sorted every due job, the whole backlog, to
   return 100 of them, on every round. It now takes them in the index's own order (due time, then
@@ -172,16 +175,24 @@ Second round:
 
 What is left: the request path alone (web tier) uses about twice bare Flask's CPU per request
 under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms beside
-both). Of the difference, the SQLite transaction (three inserts, one commit, durable before the
-201) is about 0.09 ms when two writer processes share the store; the rest is our Python
-(limits, crypto, the response body, whose shape the original app fixed) and the system calls
-above. With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
+both). Of the difference, the SQLite transaction (two rows, one commit, durable before the 201)
+is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
+product): the same server then answered 0.67-0.77 of bare's throughput where the real one
+answered 0.47-0.58 in the same runs, with 130-240 µs less CPU per request, user and system
+time alike, and a saturated p99 of 24-27 ms instead of 38-40 ms. That is two to three times
+what the insert costs in one process (65-88 µs): under gunicorn every transaction starts with
+a cold page cache, writes its pages to the WAL one system call at a time, and waits while the
+other worker holds the write lock. Leaving out only the secrets row: 0.57 of bare (0.52 in the
+same runs). The rest is our Python (limits, crypto, the response body, whose shape the original
+app fixed). With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
 machine more (worker and Anvil together about 0.5 ms of CPU per token). The 0.5 ratio would
-need a request about a third cheaper than now: fewer B-trees per new payload (the secrets
-keyed by the payload's row id) and a single writer for the store, so
-that no transaction starts with a cold page cache. A paced run's p99 is set by the 50
-connections firing together (wrk's fixed delay keeps them in step): 50 requests queue behind 2
-workers, so it is about 25 times the server time of one request, and falls with it.
+need a request about a third cheaper than now. The step the measurements point to is a single
+writer for the store that commits the new payloads of both workers together (group commit):
+one warm page cache, one WAL append and one lock hand-over per batch instead of per request;
+then fewer B-trees per new payload (the secrets keyed by the payload's row id). A paced run's
+p99 is set by the 50 connections firing together (wrk's fixed delay keeps them in step): 50
+requests queue behind 2 workers, so it is about 25 times the server time of one request, and
+falls with it.
 
 First round:
 
