@@ -621,10 +621,19 @@ class SQLiteStore:
         return [Job(**dict(r)) for r in rows]
 
     def record_sent(
-        self, job_ids: Sequence[int], kind: str, tx_hash: str, raw: bytes, nonce: int, now: float
-    ) -> None:
-        """Remember a signed transaction before it is broadcast, so a crash can resend it."""
+        self, job_ids: Sequence[int], kind: str, tx_hash: str, raw: bytes, nonce: int, now: float,
+        lease: tuple[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """Remember a signed transaction before it is broadcast, so a crash can resend it.
+
+        With ``lease`` (name, holder): only while that holder still holds the lease, checked in
+        the same transaction; else :class:`LeaseLost`, and nothing is recorded. A process that
+        stalled past its lease (signing with a nonce its successor may use too) then never
+        broadcasts, and a successor finds every transaction recorded under the lease.
+        """
         with self.transaction() as db:
+            if lease is not None and not _holds(db, *lease, now):
+                raise LeaseLost(f"lease {lease[0]!r} is no longer held by {lease[1]}")
             db.execute(
                 "INSERT OR REPLACE INTO transactions (tx_hash, kind, raw, nonce, sent_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -726,16 +735,32 @@ class SQLiteStore:
     def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
         """Take or renew a lease; only one process runs the chain worker at a time."""
         with self.transaction() as db:
-            row = db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
-            if row is not None:
-                current, _, until = str(row[0]).rpartition("@")
-                if current != holder and float(until) > now:
-                    return False
+            current, until = _lease(db, name)
+            if current is not None and current != holder and until > now:
+                return False
             db.execute(
                 "INSERT OR REPLACE INTO kv VALUES (?, ?)",
                 (f"lease:{name}", f"{holder}@{now + ttl}"),
             )
             return True
+
+
+class LeaseLost(Exception):
+    """The lease a write was made under has passed to another holder (or run out)."""
+
+
+def _lease(db: sqlite3.Connection, name: str) -> tuple[str | None, float]:
+    """(holder, held until) of a lease; (None, 0) if no one ever took it."""
+    row = db.execute("SELECT value FROM kv WHERE key = ?", (f"lease:{name}",)).fetchone()
+    if row is None:
+        return None, 0.0
+    holder, _, until = str(row[0]).rpartition("@")
+    return holder, float(until)
+
+
+def _holds(db: sqlite3.Connection, name: str, holder: str, now: float) -> bool:
+    current, until = _lease(db, name)
+    return current == holder and until > now
 
 
 def open_jobs(db: sqlite3.Connection) -> int:

@@ -33,11 +33,12 @@ from collections.abc import Callable
 
 from .chain import Chain, ChainEvent, MintRequest, SignedTx
 from .errors import BackendError, ChainError, ChainUnavailable, ConfigError
-from .store import Job, SQLiteStore
+from .store import Job, LeaseLost, SQLiteStore
 
 log = logging.getLogger(__name__)
 
 ZERO = "0x" + "00" * 20
+LEASE, LEASE_TTL = "chain-worker", 10.0  # seconds a holder keeps the lease without renewing it
 MAX_BACKOFF = 60.0
 # A token whose end is this close when its mint is sent would expire before inclusion.
 MINT_MARGIN = 2
@@ -132,7 +133,7 @@ class Worker:
             self._stop.wait(wait)
 
     def _leader(self) -> bool:
-        return self.store.acquire_lease("chain-worker", self.holder, self.clock(), ttl=10.0)
+        return self.store.acquire_lease(LEASE, self.holder, self.clock(), ttl=LEASE_TTL)
 
     # Sweeper -----------------------------------------------------------------------------------
 
@@ -165,9 +166,13 @@ class Worker:
             return
         self.chain.verify_deployment()
         self.collect_receipts()
-        self.send_mints()
-        self.send_burns()
-        self.send_persists()
+        try:
+            self.send_mints()
+            self.send_burns()
+            self.send_persists()
+        except LeaseLost as exc:  # stalled past the lease: the new holder sends these jobs
+            log.warning("outbox round given up: %s", exc)
+            return
         self.chain_ok = True
 
     def collect_receipts(self) -> None:
@@ -320,7 +325,7 @@ class Worker:
             return False
         assert isinstance(signed, SignedTx)
         self.store.record_sent([j.id for j in jobs], kind, signed.tx_hash, signed.raw, signed.nonce,
-                               self.clock())  # fmt: skip
+                               self.clock(), lease=(LEASE, self.holder))  # fmt: skip
         self.chain.broadcast(signed.raw)
         log.info("sent %s of %d token(s): %s", kind, len(jobs), signed.tx_hash)
         return True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Payload, Secret, SQLiteStore, open_jobs
+from backend.store import LeaseLost, Payload, Secret, SQLiteStore, open_jobs
 
 NOW = 1_700_000_000.0
 
@@ -253,3 +253,24 @@ def test_a_store_from_before_the_mint_cursor_queues_no_job_twice(tmp_path: Path)
     assert store.queue_new_mints(10) == 1
     assert _mint_jobs(store) == ["old0", "old1", "old2", "new"]
     store.close()
+
+
+def test_a_transaction_is_recorded_only_while_its_lease_is_held(store: SQLiteStore) -> None:
+    _insert(store, "p0")
+    store.queue_new_mints(10)
+    [job] = store.due_jobs("mint", NOW, 10)
+    a, b = ("chain-worker", "a"), ("chain-worker", "b")
+    assert store.acquire_lease("chain-worker", "a", NOW, ttl=10)
+    store.record_sent([job.id], "mint", "0x01", b"raw 1", 7, NOW + 5, lease=a)
+    assert not store.acquire_lease("chain-worker", "b", NOW + 9, ttl=10)  # a holds it still
+    assert store.acquire_lease("chain-worker", "b", NOW + 11, ttl=10)  # a stalled past it
+    with pytest.raises(LeaseLost):  # a, back from its stall
+        store.record_sent([job.id], "mint", "0x02", b"raw 2", 8, NOW + 12, lease=a)
+    with pytest.raises(LeaseLost):  # b, past its own lease with no one renewing it
+        store.record_sent([job.id], "mint", "0x03", b"raw 3", 8, NOW + 22, lease=b)
+    store.record_sent([job.id], "mint", "0x04", b"raw 4", 8, NOW + 15, lease=b)
+    assert [tuple(r) for r in store.db.execute("SELECT tx_hash FROM transactions ORDER BY 1")] == [
+        ("0x01",), ("0x04",)
+    ]  # fmt: skip
+    row = store.db.execute("SELECT tx_hash FROM outbox WHERE id = ?", (job.id,)).fetchone()
+    assert row[0] == "0x04"
