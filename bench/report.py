@@ -92,6 +92,13 @@ one (same process, interleaved runs). Tried and measured, and not kept:
 - 1 or 2 KiB pages, and `mmap_size` (256 MiB): no change beyond the noise, with one
   connection or two (the hot pages are read from the WAL, which is never mapped).
 - The chain stand-in (Anvil) at the chain worker's lower priority: no change in throughput.
+- A payload writer (group commit): a thread of `python -m backend worker` took the new payloads
+  of both API processes over a Unix socket and committed those waiting together, on one
+  connection whose cache stays warm. Side by side with the current code (5 rounds of 6 s,
+  each server from its own checkout): 1,993 vs 2,423 req/s, server CPU per request 744 vs
+  680 µs. Its batches averaged 1.09 payloads: each sync worker waits for its own answer, so
+  no more than two payloads are ever waiting, and the round trip (two context switches, a
+  worker idle meanwhile) cost more than the cold cache it saved.
 - A random (exponential) think time for the paced runs, so the 50 connections fall out of
   step: wrk then counts part of the wait in the latency it reports, so it was not kept.
 
@@ -186,10 +193,11 @@ other worker holds the write lock. Leaving out only the secrets row: 0.57 of bar
 same runs). The rest is our Python (limits, crypto, the response body, whose shape the original
 app fixed). With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
 machine more (worker and Anvil together about 0.5 ms of CPU per token). The 0.5 ratio would
-need a request about a third cheaper than now. The step the measurements point to is a single
-writer for the store that commits the new payloads of both workers together (group commit):
-one warm page cache, one WAL append and one lock hand-over per batch instead of per request;
-then fewer B-trees per new payload (the secrets keyed by the payload's row id). A paced run's
+need a request about a third cheaper than now. Group commit cannot batch behind two sync
+workers (tried above); what is left on the store's side is fewer B-trees per new payload (the
+secrets keyed by the payload's row id: leaving the secrets row out entirely gained 0.05 of
+bare), and beyond it a server whose workers each take several requests at once, so that one
+process's requests can share a commit. A paced run's
 p99 is set by the 50 connections firing together (wrk's fixed delay keeps them in step): 50
 requests queue behind 2 workers, so it is about 25 times the server time of one request, and
 falls with it.
