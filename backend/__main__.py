@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .config import Settings
 from .errors import ConfigError
@@ -102,6 +103,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # a moment, a request should not (niceness only ever goes up, which needs no privilege).
     current = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, max(current, settings.worker_nice))
+    _lower_session_priority(settings.worker_nice)
     app = create_app(settings, start_workers=True)
     freeze_startup_objects()  # no full collection in the middle of a transaction
     done = threading.Event()
@@ -112,6 +114,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
         pass
     app.extensions["slt"].worker.stop()
     return 0
+
+
+def _lower_session_priority(nice: int, autogroup: Path = Path("/proc/self/autogroup")) -> bool:
+    """Raise the niceness of this process's session too, when the process leads it.
+
+    With autogroups (Linux's default where processes are not in cgroups of their own) the
+    scheduler shares the CPU between sessions first, and by niceness only within one: a worker
+    started in a session of its own (``setsid``, a supervisor) yielded nothing to the API's
+    session for its own niceness. Only a session leader does this, so that no other process of
+    the session (an API server started from the same shell) is slowed with it. Under systemd
+    each service has a cgroup of its own, and ``CPUWeight=`` is the setting (README).
+    """
+    if os.getsid(0) != os.getpid():
+        return False
+    try:
+        current = int(autogroup.read_text().rsplit("nice", 1)[1])
+        if nice > current:
+            autogroup.write_text(str(nice))
+        return True
+    except (OSError, ValueError, IndexError):  # no autogroups here
+        return False
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -32,6 +32,9 @@ def own_anvil() -> Iterator[Anvil]:
     node.stop()
 
 
+AUTOGROUPS = Path("/proc/self/autogroup").exists()
+
+
 def _nice(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[16])  # field 19 of proc_pid_stat(5), counted after the command name
@@ -73,6 +76,7 @@ def test_worker_process_mints_for_api_processes_and_yields_the_cpu(
         env={**worker_env, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # as a supervisor starts it: a session of its own
     )
     try:
         wait_for(
@@ -81,6 +85,8 @@ def test_worker_process_mints_for_api_processes_and_yields_the_cpu(
         )
         assert _nice(worker.pid) == 7
         assert _nice(os.getpid()) < 7  # only the worker yields
+        if AUTOGROUPS:  # and its session yields to the API's, not only its threads to each other
+            assert Path(f"/proc/{worker.pid}/autogroup").read_text().split()[-1] == "7"
         minted = store.get_payloads(ids)
         contract = own_anvil.w3().eth.contract(address=record["address"], abi=record["abi"])
         for payload in minted.values():
@@ -112,3 +118,21 @@ def test_gunicorn_workers_leave_their_start_up_objects_out_of_the_gc() -> None:
         assert gc.get_count()[2] == 0  # a full collection ran first: no garbage frozen with them
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.skipif(not AUTOGROUPS, reason="no scheduler autogroups on this kernel")
+@pytest.mark.parametrize("own_session", [True, False])
+def test_only_a_session_leader_lowers_its_sessions_priority(own_session: bool) -> None:
+    code = (
+        "from pathlib import Path; from backend.__main__ import _lower_session_priority as low;"
+        " print(low(5), Path('/proc/self/autogroup').read_text().split()[-1])"
+    )
+    before = Path("/proc/self/autogroup").read_text()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+        start_new_session=own_session,
+    ).stdout.split()  # fmt: skip
+    if own_session:
+        assert out == ["True", "5"]
+    else:  # it shares this session (and its autogroup): it must leave both alone
+        assert out[0] == "False" and Path("/proc/self/autogroup").read_text() == before
