@@ -91,7 +91,10 @@ one (same process, interleaved runs). Tried and measured, and not kept:
 
 - 1 or 2 KiB pages, and `mmap_size` (256 MiB): no change beyond the noise, with one
   connection or two (the hot pages are read from the WAL, which is never mapped).
-- The chain stand-in (Anvil) at the chain worker's lower priority: no change in throughput.
+- The chain stand-in (Anvil) at a lower priority: no change in throughput. (First tried with
+  `setpriority` alone, which, with Linux's scheduler autogroups, does not reach across
+  sessions; measured again through Anvil's session, `/proc/<pid>/autogroup` at 10: 0.36 of
+  bare vs 0.42 without, 4 rounds each, single rounds 1,256-2,227 req/s: noise.)
 - A payload writer (group commit): a thread of `python -m backend worker` took the new payloads
   of both API processes over a Unix socket and committed those waiting together, on one
   connection whose cache stays warm. Side by side with the current code (5 rounds of 6 s,
@@ -104,6 +107,12 @@ one (same process, interleaved runs). Tried and measured, and not kept:
 
 Changed:
 
+- **worker priority** (`backend/__main__.py`) — `SLT_WORKER_NICE` lowered the worker's
+  threads only; started in a session of its own (as the benchmarks and supervisors start it),
+  its session kept an equal share of the CPU beside the API's session. It now raises its
+  session's (autogroup's) niceness too, when it leads the session. Production layout, same
+  server, the worker's session at 0 and at 10, alternating: 0.39 and 0.41 of bare: no
+  difference beyond the noise here, where the minting's cost is mostly Anvil's and the store's.
 - **store** (`backend/store.py`, `backend/worker.py`) — the request's commit no longer writes
   the mint job: its row and its two indexes were a quarter of the insert (93 → 67 µs with two
   writer connections, interleaved). The chain worker queues the jobs of new payloads itself, a
