@@ -36,6 +36,8 @@ import slt_harness  # noqa: E402
 from slt_harness import Anvil, deploy, tool_env  # noqa: E402
 
 ANVIL_KEYS: list[str] = slt_harness.ANVIL_KEYS
+# The relayer of a second backend on the same chain (the threads layout beside the production one).
+THREADS_RELAYER = ANVIL_KEYS[3]
 
 LOOPBACK = "127.0.0.1"
 RELAYER_KEY = ANVIL_KEYS[1]
@@ -289,6 +291,32 @@ class Stack:
         proc = self.spawn(cmd, f"gunicorn-{port}", **env)
         wait_until(lambda: _answers(port, proc), timeout=60, step=0.1)
         return proc
+
+    def own_store(self, name: str, **env: str) -> dict[str, str]:
+        """Environment for a backend with a data folder of its own, key file and schema made."""
+        from backend.crypto import load_or_create_keyring
+        from backend.store import SQLiteStore
+
+        data = self.workdir / f"var-{name}"
+        load_or_create_keyring(None, data / "master-keys.json")
+        SQLiteStore(data / "slt.sqlite3").close()
+        return {"SLT_DATA_DIR": str(data), **env}
+
+    def grant_minter(self, key: str) -> None:
+        """Give a second relayer MINTER_ROLE (the admin is Anvil's first account)."""
+        from eth_account import Account
+
+        w3 = self.anvil.w3()
+        contract = w3.eth.contract(address=self.record["address"], abi=self.record["abi"])
+        admin = Account.from_key(ANVIL_KEYS[0])
+        tx = contract.functions.grantRoles(Account.from_key(key).address, 1).build_transaction(
+            {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address)}
+        )
+        signed = admin.sign_transaction(tx)
+        receipt = w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30
+        )
+        assert receipt["status"] == 1
 
     def worker(self) -> subprocess.Popen[Any]:
         """``python -m backend worker``: the outbox, the follower and the sweeper, alone."""

@@ -28,9 +28,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from .common import (
-    ANVIL_KEYS,
     LOOPBACK,
     PYTHON,
+    THREADS_RELAYER,
     Options,
     Row,
     Stack,
@@ -200,9 +200,9 @@ def run(opts: Options) -> list[Row]:
         # on a store of its own with a relayer of its own (so no nonce is shared).
         # "web": as ours on a store of its own, but its worker only sweeps and checkpoints (its
         # outbox and follower run once an hour): the request path without minting beside it.
-        threads_env = _own_store(st, "threads", SLT_RELAYER_KEY=THREADS_RELAYER)
-        web_env = _own_store(st, "web")
-        _grant_minter(st, THREADS_RELAYER)
+        threads_env = st.own_store("threads", SLT_RELAYER_KEY=THREADS_RELAYER)
+        web_env = st.own_store("web")
+        st.grant_minter(THREADS_RELAYER)
         masters = {
             "ours": st.gunicorn("bench.wsgi:app", ports["ours"], logs["ours"].path,
                                 SLT_RUN_WORKERS="0"),
@@ -292,37 +292,6 @@ def run(opts: Options) -> list[Row]:
         gunicorn_workers = _children(masters["threads"].pid)
         chain_check = _chain_check(st, threads_db)
     return _rows(runs, paced, rps, delay_ms, drains, watch, gunicorn_workers, chain_check)
-
-
-THREADS_RELAYER = ANVIL_KEYS[3]
-
-
-def _own_store(st: Stack, name: str, **env: str) -> dict[str, str]:
-    """Environment for a backend with a data folder of its own, key file and schema made."""
-    from backend.crypto import load_or_create_keyring
-    from backend.store import SQLiteStore
-
-    data = st.workdir / f"var-{name}"
-    load_or_create_keyring(None, data / "master-keys.json")
-    SQLiteStore(data / "slt.sqlite3").close()
-    return {"SLT_DATA_DIR": str(data), **env}
-
-
-def _grant_minter(st: Stack, key: str) -> None:
-    """Give a second relayer MINTER_ROLE (the admin is Anvil's first account)."""
-    from eth_account import Account
-
-    w3 = st.anvil.w3()
-    contract = w3.eth.contract(address=st.record["address"], abi=st.record["abi"])
-    admin = Account.from_key(ANVIL_KEYS[0])
-    tx = contract.functions.grantRoles(Account.from_key(key).address, 1).build_transaction(
-        {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address)}
-    )
-    signed = admin.sign_transaction(tx)
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30
-    )
-    assert receipt["status"] == 1
 
 
 def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:

@@ -57,8 +57,10 @@ baseline is measured in the same run, interleaved with ours where the two can al
   measured window, after a warm-up; *confirmed* is what the backend recorded as minted in the
   same window. The ceiling is the block gas limit ÷ the mean gas per token of the batches mined
   in the window, per 1 s block.
-- **shred** — `DELETE /tokens/<id>` against the gunicorn server, one at a time, for minted
-  payloads, anonymous (secret) and wallet-owned (session; the server asks the chain for
+- **shred** — `DELETE /tokens/<id>` against the gunicorn server with `python -m backend
+  worker` beside it (the production layout, as for throughput), and, alternating with it,
+  against `make run`'s layout (the worker's threads in the API processes), one at a time, for
+  minted payloads, anonymous (secret) and wallet-owned (session; the server asks the chain for
   `ownerOf`). The time is the request's round trip; after each answer the secret row is checked
   gone. *Gone from every file* polls the database and WAL files until no copy of the wrapped key
   is left (the sweeper's checkpoint). *Wallet burn* sends `burn(tokenId)` from the owner's

@@ -1,6 +1,8 @@
 """Crypto-shredding latency: an API delete, the WAL checkpoint after it, and a wallet burn.
 
-Against the backend under gunicorn (2 workers, chain worker on, Anvil with 1 s blocks):
+Against the backend under gunicorn (2 workers) with ``python -m backend worker`` beside it, the
+production layout, and Anvil with 1 s blocks; the deletes also against `make run`'s layout (the
+chain worker's threads inside the gunicorn workers), alternating with the first:
 
 - ``DELETE /tokens/<id>`` of minted payloads, one at a time, anonymous (``X-SLT-Secret``) and
   wallet-owned (SIWE session; the server asks the chain for ``ownerOf`` first). The round trip
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import time
+from contextlib import closing
+from pathlib import Path
 
 from eth_account import Account
 from web3.exceptions import TransactionNotFound
@@ -23,6 +27,7 @@ from web3.exceptions import TransactionNotFound
 from .common import (
     ANVIL_KEYS,
     LOOPBACK,
+    THREADS_RELAYER,
     Options,
     Row,
     Stack,
@@ -30,6 +35,7 @@ from .common import (
     free_port,
     http_json,
     pct,
+    reader,
     stack,
     wait_until,
 )
@@ -63,8 +69,8 @@ def _create(base: str, headers: dict[str, str] | None, n: int) -> list[tuple[str
     return out
 
 
-def _minted(st: Stack, ids: list[str]) -> dict[str, int]:
-    with st.reader() as db:
+def _minted(db_path: Path, ids: list[str]) -> dict[str, int]:
+    with closing(reader(db_path)) as db:
         marks = ",".join("?" * len(ids))
         rows = db.execute(
             f"SELECT id, chain_token_id FROM payloads WHERE id IN ({marks})"
@@ -80,8 +86,8 @@ def _wrapped_key(st: Stack, payload_id: str) -> bytes:
         return bytes(row.fetchone()[0])
 
 
-def _secret_gone(st: Stack, payload_id: str) -> bool:
-    with st.reader() as db:
+def _secret_gone(db_path: Path, payload_id: str) -> bool:
+    with closing(reader(db_path)) as db:
         row = db.execute("SELECT 1 FROM secrets WHERE payload_id = ?", (payload_id,)).fetchone()
     return row is None
 
@@ -101,56 +107,77 @@ def _gone_from_files(st: Stack, needle: bytes) -> bool:
     return not _in_files(st, needle)
 
 
+LAYOUTS = ("ours", "threads")
+
+
 def run(opts: Options) -> list[Row]:
     n_delete = opts.pick(150, 10)
     n_files = opts.pick(5, 2)
     n_burn = opts.pick(10, 2)
     with stack(opts, "shred") as st:
-        port = free_port()
-        st.gunicorn("bench.wsgi:app", port)
-        base = f"http://{LOOPBACK}:{port}"
-        alice = _sign_in(base, ALICE)
+        # "ours": the production layout, API processes without worker threads and
+        # `python -m backend worker` beside them (as in the http benchmark). "threads": the chain
+        # worker's threads inside the gunicorn workers (`make run`'s layout), on a store and
+        # with a relayer of its own.
+        threads_env = st.own_store("threads", SLT_RELAYER_KEY=THREADS_RELAYER)
+        st.grant_minter(THREADS_RELAYER)
+        ports = {k: free_port() for k in LAYOUTS}
+        st.gunicorn("bench.wsgi:app", ports["ours"], SLT_RUN_WORKERS="0")
+        st.worker()
+        st.gunicorn("bench.wsgi:app", ports["threads"], None, **threads_env)
+        dbs = {"ours": st.db_path, "threads": Path(threads_env["SLT_DATA_DIR"]) / "slt.sqlite3"}
+        bases = {k: f"http://{LOOPBACK}:{p}" for k, p in ports.items()}
         opts.log("  shred: creating and minting payloads")
-        anon = _create(base, None, n_delete + n_files)
-        mine = _create(base, alice, n_delete + n_burn)
-        ids = [p for p, _ in anon + mine]
-        wait_until(lambda: len(_minted(st, ids)) == len(ids), timeout=120, step=0.2)
-        token_ids = _minted(st, ids)
+        anon, mine = {}, {}
+        for k in LAYOUTS:
+            alice = _sign_in(bases[k], ALICE)
+            extra = k == "ours"  # the on-disk and wallet-burn checks run on ours only
+            anon[k] = _create(bases[k], None, n_delete + (n_files if extra else 0))
+            mine[k] = _create(bases[k], alice, n_delete + (n_burn if extra else 0))
+        for k in LAYOUTS:
+            ids = [p for p, _ in anon[k] + mine[k]]
+            wait_until(lambda: len(_minted(dbs[k], ids)) == len(ids), timeout=120, step=0.2)  # noqa: B023
+        token_ids = _minted(dbs["ours"], [p for p, _ in mine["ours"]])
 
         # What the wallet path spends asking the chain: the server's own ownerOf call.
         app = st.app()
         chain = app.extensions["slt"].chain
         owner_of = []
-        for p, _ in mine[:n_delete]:
+        for p, _ in mine["ours"][:n_delete]:
             t0 = time.perf_counter()
             assert chain.owner_of(token_ids[p]) is not None
             owner_of.append(time.perf_counter() - t0)
         app.extensions["slt"].store.close()
 
-        # 1. DELETE, one at a time, anonymous and wallet-owned alternating.
-        lat: dict[str, list[float]] = {"anonymous": [], "wallet": []}
-        order = [x for pair in zip(anon[:n_delete], mine[:n_delete], strict=True) for x in pair]
-        for payload_id, headers in order:
-            kind = "wallet" if "Authorization" in headers else "anonymous"
-            t0 = time.perf_counter()
-            status, body = http_json("DELETE", f"{base}/tokens/{payload_id}", None, headers)
-            lat[kind].append(time.perf_counter() - t0)
-            assert status == 200, body
-            assert _secret_gone(st, payload_id), payload_id
+        # 1. DELETE, one at a time: anonymous and wallet-owned, on each layout in turn.
+        lat: dict[str, dict[str, list[float]]] = {
+            k: {"anonymous": [], "wallet": []} for k in LAYOUTS
+        }
+        for i in range(n_delete):
+            for k in LAYOUTS:
+                for payload_id, headers in (anon[k][i], mine[k][i]):
+                    kind = "wallet" if "Authorization" in headers else "anonymous"
+                    t0 = time.perf_counter()
+                    status, body = http_json(
+                        "DELETE", f"{bases[k]}/tokens/{payload_id}", None, headers
+                    )
+                    lat[k][kind].append(time.perf_counter() - t0)
+                    assert status == 200, body
+                    assert _secret_gone(dbs[k], payload_id), payload_id
 
         # 2. Until no copy of the wrapped key is left in the database or WAL file.
         files: list[float] = []
-        for payload_id, headers in anon[n_delete:]:
+        for payload_id, headers in anon["ours"][n_delete:]:
             needle = _wrapped_key(st, payload_id)
             assert _in_files(st, needle)
             t0 = time.perf_counter()
-            status, _ = http_json("DELETE", f"{base}/tokens/{payload_id}", None, headers)
+            status, _ = http_json("DELETE", f"{bases['ours']}/tokens/{payload_id}", None, headers)
             assert status == 200
             wait_until(functools.partial(_gone_from_files, st, needle), timeout=30, step=0.02)
             files.append(time.perf_counter() - t0)
 
-        # 3. The owner burns from their wallet; the follower shreds.
-        burns = _wallet_burns(st, [(p, token_ids[p]) for p, _ in mine[n_delete:]])
+        # 3. The owner burns from their wallet; the follower (in the worker process) shreds.
+        burns = _wallet_burns(st, [(p, token_ids[p]) for p, _ in mine["ours"][n_delete:]])
 
     return _rows(lat, files, burns, owner_of)
 
@@ -192,13 +219,13 @@ def _wallet_burns(st: Stack, tokens: list[tuple[str, int]]) -> list[dict[str, fl
 
 
 def _rows(
-    lat: dict[str, list[float]],
+    lat: dict[str, dict[str, list[float]]],
     files: list[float],
     burns: list[dict[str, float]],
     owner_of: list[float],
 ) -> list[Row]:
     rows = []
-    for kind, values in lat.items():
+    for kind, values in lat["ours"].items():
         p99 = pct(values, 99)
         data: dict[str, object] = {"seconds": values}
         baseline = "—"
@@ -214,7 +241,8 @@ def _rows(
         rows.append(
             Row(
                 "shred",
-                f"DELETE → key shredded ({kind}, {len(values)} deletes, one at a time)",
+                f"DELETE → key shredded ({kind}, {len(values)} deletes, one at a time),"
+                " gunicorn -w 2 + `python -m backend worker`",
                 f"p50 {fmt_time(pct(values, 50))}, p99 {fmt_time(p99)}",
                 baseline,
                 f"max {fmt_time(max(values))}",
@@ -223,6 +251,25 @@ def _rows(
                 data,
             )
         )
+    threads = lat["threads"]
+    rows.append(
+        Row(
+            "shred",
+            "… the same, chain worker threads inside the gunicorn workers (`make run`'s layout)",
+            "; ".join(
+                f"{kind} p50 {fmt_time(pct(v, 50))}, p99 {fmt_time(pct(v, 99))}"
+                for kind, v in threads.items()
+            ),
+            data={
+                "seconds": threads,
+                "note": (
+                    "shred, layouts: the deletes alternate between the two servers; in `make"
+                    " run`'s layout the chain worker sending the burns of the tokens just deleted"
+                    " runs in the same processes as the requests, and shares their GIL."
+                ),
+            },
+        )
+    )
     rows.append(
         Row(
             "shred",
