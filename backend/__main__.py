@@ -116,7 +116,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lower_session_priority(nice: int, autogroup: Path = Path("/proc/self/autogroup")) -> bool:
+def _lower_session_priority(nice: int) -> bool:
     """Raise the niceness of this process's session too, when the process leads it.
 
     With autogroups (Linux's default where processes are not in cgroups of their own) the
@@ -128,6 +128,7 @@ def _lower_session_priority(nice: int, autogroup: Path = Path("/proc/self/autogr
     """
     if os.getsid(0) != os.getpid():
         return False
+    autogroup = Path("/proc/self/autogroup")
     try:
         current = int(autogroup.read_text().rsplit("nice", 1)[1])
         if nice > current:

@@ -270,9 +270,11 @@ class Stack:
 
         return create_app(self.settings(**changes), start_workers=False)
 
-    def reader(self) -> sqlite3.Connection:
-        """A read-only connection to the store (WAL lets it read beside the writers)."""
-        return reader(self.db_path)
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection to the store, closed when the block ends."""
+        with closing(reader(self.db_path)) as db:
+            yield db
 
     def gunicorn(
         self, spec: str, port: int, access_log: Path | None = None, **env: str

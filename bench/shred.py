@@ -187,34 +187,34 @@ def _wallet_burns(st: Stack, tokens: list[tuple[str, int]]) -> list[dict[str, fl
     contract = w3.eth.contract(address=st.record["address"], abi=st.record["abi"])
     account = Account.from_key(ALICE)
     out = []
-    for payload_id, token_id in tokens:
-        tx = contract.functions.burn(token_id).build_transaction(
-            {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)}
-        )
-        signed = account.sign_transaction(tx)
-        t0 = time.perf_counter()
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        seen = shredded = None
-        deadline = t0 + 15
-        while (seen is None or shredded is None) and time.perf_counter() < deadline:
-            now = time.perf_counter()
-            if seen is None:
-                try:
-                    w3.eth.get_transaction_receipt(tx_hash)
-                    seen = now
-                except TransactionNotFound:
-                    pass
-            if shredded is None:
-                with st.reader() as db:
-                    row = db.execute(
+    with st.reader() as db:  # one connection: each query reads the latest commit
+        for payload_id, token_id in tokens:
+            tx = contract.functions.burn(token_id).build_transaction(
+                {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)}
+            )
+            signed = account.sign_transaction(tx)
+            t0 = time.perf_counter()
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            seen = shredded = None
+            deadline = t0 + 15
+            while (seen is None or shredded is None) and time.perf_counter() < deadline:
+                now = time.perf_counter()
+                if seen is None:
+                    try:
+                        w3.eth.get_transaction_receipt(tx_hash)
+                        seen = now
+                    except TransactionNotFound:
+                        pass
+                if shredded is None:
+                    [(shredded_at,)] = db.execute(  # (fetchall: the read ends here)
                         "SELECT shredded_at FROM payloads WHERE id = ?", (payload_id,)
-                    ).fetchone()
-                if row[0] is not None:
-                    shredded = now
-            time.sleep(0.01)
-        if seen is None or shredded is None:
-            raise RuntimeError(f"burn of token {token_id} not seen or not shredded in 15 s")
-        out.append({"from_broadcast": shredded - t0, "from_receipt": max(0.0, shredded - seen)})
+                    ).fetchall()
+                    if shredded_at is not None:
+                        shredded = now
+                time.sleep(0.01)
+            if seen is None or shredded is None:
+                raise RuntimeError(f"burn of token {token_id} not seen or not shredded in 15 s")
+            out.append({"from_broadcast": shredded - t0, "from_receipt": max(0.0, shredded - seen)})
     return out
 
 
