@@ -124,15 +124,25 @@ def test_gunicorn_workers_leave_their_start_up_objects_out_of_the_gc() -> None:
 @pytest.mark.parametrize("own_session", [True, False])
 def test_only_a_session_leader_lowers_its_sessions_priority(own_session: bool) -> None:
     code = (
-        "from pathlib import Path; from backend.__main__ import _lower_session_priority as low;"
-        " print(low(5), Path('/proc/self/autogroup').read_text().split()[-1])"
+        "import json; from pathlib import Path; from backend.__main__ import"
+        " _lower_session_priority as low;"
+        " print(json.dumps([low(5), Path('/proc/self/autogroup').read_text()]))"
     )
+    # Empty when this session is the kernel's default autogroup (PID 1's, as under CI), which
+    # cannot be reniced; a new session always gets an autogroup of its own.
     before = Path("/proc/self/autogroup").read_text()
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-        start_new_session=own_session,
-    ).stdout.split()  # fmt: skip
+    lowered, autogroup = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            start_new_session=own_session,
+        ).stdout
+    )
     if own_session:
-        assert out == ["True", "5"]
+        assert lowered is True and autogroup.split()[-1] == "5"
     else:  # it shares this session (and its autogroup): it must leave both alone
-        assert out[0] == "False" and Path("/proc/self/autogroup").read_text() == before
+        assert lowered is False and autogroup == before
+        assert Path("/proc/self/autogroup").read_text() == before
