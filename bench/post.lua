@@ -2,6 +2,7 @@
 --   BENCH_BODY          the JSON body
 --   BENCH_MAX_REQUESTS  stop a thread after this many responses (a safety bound; -d is the other)
 --   BENCH_DELAY_MS      wait this long before each next request on a connection (paced load)
+--   BENCH_STAGGER       with a delay, this many connections start spread evenly over one delay
 -- done() prints one line "BENCH-JSON {...}" with the counts and latency percentiles in µs.
 
 wrk.method = "POST"
@@ -10,7 +11,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local stagger = tonumber(os.getenv("BENCH_STAGGER") or "0")
 local answered = 0
+local started = 0
 
 function response(status, headers, body)
   answered = answered + 1
@@ -20,7 +23,14 @@ function response(status, headers, body)
 end
 
 if delay_ms > 0 then
+  -- wrk asks for a delay before every request, a connection's first included: the first
+  -- `stagger` answers give the connections phases spread over one period, so that they do not
+  -- all send at the same instant, every period, for the whole run.
   function delay()
+    if started < stagger then
+      started = started + 1
+      return math.floor(delay_ms * started / stagger)
+    end
     return delay_ms
   end
 end
