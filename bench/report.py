@@ -117,8 +117,11 @@ Changed:
   rather than latency at half load. The connections' first requests are now spread over one
   period. Same session, 3 runs each, in step → spread: bare Flask p99 10.5 → 5.5 ms, web tier
   28.8 → 19.1 ms, production layout 39.1 → 38.6 ms (unchanged: there the minting's CPU sets it).
-  Also measured there and not kept: Anvil in a session of its own at the lowest priority (as a
-  remote chain would be): 23.3 and 31.5 ms against 31.2 and 29.2 ms, single runs 19-48 ms: noise.
+  Also measured, and not made the method: Anvil in a session of its own at the lowest priority
+  (as if the chain were on another machine), production layout, medians of 3 runs, in step /
+  spread: 23.3 / 31.5 ms against 31.2 / 29.2 ms at normal priority; in a second session 33.9 /
+  21.3 ms against 36.0 / 26.1 ms. Single runs range 15.7-54.0 ms. Starved, Anvil mines late,
+  so part of the run's minting (Anvil's and the worker's) would fall after the run.
 - **worker priority** (`backend/__main__.py`) — `SLT_WORKER_NICE` lowered the worker's
   threads only; started in a session of its own (as the benchmarks and supervisors start it),
   its session kept an equal share of the CPU beside the API's session. It now raises its
