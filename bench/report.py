@@ -106,6 +106,13 @@ one (same process, interleaved runs). Tried and measured, and not kept:
   680 µs. Its batches averaged 1.09 payloads: each sync worker waits for its own answer, so
   no more than two payloads are ever waiting, and the round trip (two context switches, a
   worker idle meanwhile) cost more than the cold cache it saved.
+- Fewer follower events per transaction. Timing every store transaction of the production
+  layout under the paced load: the chain worker's commits hold the writer lock 4-6 ms on
+  average when over 2 ms (50 events a commit), at most 17-31 ms, and even a one-row lease
+  renewal held it up to 77 ms: the holder is preempted on the two busy cores, and every request
+  that commits waits behind it. With 10 events a commit the holds were as long (mean 4.4 ms,
+  max 17 ms) and the paced p99 no lower (medians of 4 runs: 43.0 vs 34.4 ms with 50); the worker
+  at niceness 0 instead of 10: the same (68.6 vs 67.9 ms, 6 runs each, on a busier machine).
 - A random (exponential) think time for the paced runs, so the 50 connections fall out of
   step: wrk then counts part of the wait in the latency it reports, so it was not kept.
 
