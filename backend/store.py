@@ -135,6 +135,12 @@ OPEN_JOBS_SQL = (
     f"SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sent')) + ({NEW_MINTS_SQL})"
 )
 
+# Whether any payload's lifetime is over, through the partial index payloads_live_expiry.
+ANY_EXPIRED_SQL = (
+    "SELECT 1 FROM payloads"
+    " WHERE shredded_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? LIMIT 1"
+)
+
 LIVE = ("pending_mint", "minted", "persistent")
 
 
@@ -441,8 +447,11 @@ class SQLiteStore:
 
         The same shred as :meth:`shred` for each (key and ciphertext deleted, an unsent mint
         cancelled, else a burn queued for a minted token), set-wise: one statement of each kind
-        for the whole batch, in one transaction.
+        for the whole batch, in one transaction. With nothing expired, a read says so: the
+        sweeper's rounds (one a second) take the writer lock only when there is work.
         """
+        if self.db.execute(ANY_EXPIRED_SQL, (now,)).fetchone() is None:
+            return 0
         with self.transaction() as db:
             rows = db.execute(
                 "SELECT p.id, p.chain_token_id, o.state FROM payloads AS p"
@@ -733,7 +742,15 @@ class SQLiteStore:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
     def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        """Take or renew a lease; only one process runs the chain worker at a time."""
+        """Take or renew a lease; only one process runs the chain worker at a time.
+
+        A read answers when there is nothing to write: another holder's lease still runs
+        (False), or this holder's has more than half of ``ttl`` left (True). So the worker's
+        rounds, several a second, take the writer lock only to take the lease or renew it.
+        """
+        current, until = _lease(self.db, name)
+        if until > now and (current != holder or until - now > ttl / 2):
+            return current == holder
         with self.transaction() as db:
             current, until = _lease(db, name)
             if current is not None and current != holder and until > now:

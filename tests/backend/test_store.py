@@ -255,6 +255,42 @@ def test_a_store_from_before_the_mint_cursor_queues_no_job_twice(tmp_path: Path)
     store.close()
 
 
+def test_a_sweep_with_nothing_expired_does_not_take_the_writer_lock(store: SQLiteStore) -> None:
+    _insert(store, "token_live")
+    _insert(store, "token_old")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    try:
+        assert store.sweep_expired(NOW + 60, limit=100) == 0  # nothing over: a read, no write
+        assert not any(s.startswith("BEGIN") for s in statements), statements
+        assert store.sweep_expired(NOW + 3600, limit=100) == 2  # both over: swept
+        assert statements.count("BEGIN IMMEDIATE") == 1
+    finally:
+        store.db.set_trace_callback(None)
+    assert store.get_secret("token_live") is None and store.get_secret("token_old") is None
+
+
+def test_a_lease_is_written_only_to_take_or_renew_it(store: SQLiteStore) -> None:
+    def stored() -> str:
+        return str(store.get_kv("lease:chain-worker"))
+
+    def writes() -> int:  # rows changed by this connection so far
+        return int(store.db.total_changes)
+
+    assert store.acquire_lease("chain-worker", "a", NOW, ttl=10)
+    assert stored() == f"a@{NOW + 10}"
+    before = writes()
+    assert store.acquire_lease("chain-worker", "a", NOW + 4, ttl=10)  # 6 s left: held, as is
+    assert not store.acquire_lease("chain-worker", "b", NOW + 4, ttl=10)  # a's: refused, as is
+    assert writes() == before and stored() == f"a@{NOW + 10}"
+    assert store.acquire_lease("chain-worker", "a", NOW + 6, ttl=10)  # 4 s left: renewed
+    assert writes() == before + 1 and stored() == f"a@{NOW + 16}"
+    assert not store.acquire_lease("chain-worker", "b", NOW + 15, ttl=10)
+    assert store.acquire_lease("chain-worker", "b", NOW + 16, ttl=10)  # a's ran out: b's now
+    assert stored() == f"b@{NOW + 26}"
+    assert not store.acquire_lease("chain-worker", "a", NOW + 17, ttl=10)
+
+
 def test_a_transaction_is_recorded_only_while_its_lease_is_held(store: SQLiteStore) -> None:
     _insert(store, "p0")
     store.queue_new_mints(10)
