@@ -753,7 +753,7 @@ class SQLiteStore:
             return current == holder
         with self.transaction() as db:
             current, until = _lease(db, name)
-            if current is not None and current != holder and until > now:
+            if current != holder and until > now:  # (no lease yet: until is 0)
                 return False
             db.execute(
                 "INSERT OR REPLACE INTO kv VALUES (?, ?)",

@@ -24,7 +24,7 @@ end
 
 if delay_ms > 0 then
   -- wrk asks for a delay before every request, a connection's first included: the first
-  -- `stagger` answers give the connections phases spread over one period, so that they do not
+  -- `stagger` calls give the connections phases spread over one period, so that they do not
   -- all send at the same instant, every period, for the whole run.
   function delay()
     if started < stagger then
