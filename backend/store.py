@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -669,6 +669,14 @@ class SQLiteStore:
                     "UPDATE outbox SET state = 'done' WHERE tx_hash = ? AND state = 'sent'",
                     (tx_hash,),
                 )
+
+    def mark_mined(self, tx_hashes: Iterable[str]) -> None:
+        """Our transactions among ``tx_hashes`` (those of events seen on chain) were mined."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE transactions SET state = 'mined' WHERE tx_hash = ? AND state = 'sent'",
+                [(h,) for h in tx_hashes],
+            )
 
     def retry_jobs(self, job_ids: Sequence[int], error: str, next_at: float) -> None:
         with self.transaction() as db:

@@ -345,9 +345,13 @@ class Worker:
         to_block = min(head, cursor + 2000)
         events = self.chain.events(cursor + 1, to_block)
         for start in range(0, len(events), EVENTS_PER_TRANSACTION):
+            chunk = events[start : start + EVENTS_PER_TRANSACTION]
             with self.store.transaction():
-                for event in events[start : start + EVENTS_PER_TRANSACTION]:
+                for event in chunk:
                     self.apply(event)
+                # Their jobs are done now, so the outbox will not ask for these receipts: the
+                # events are what says the transactions were mined.
+                self.store.mark_mined({event.tx_hash for event in chunk})
         self.store.set_kv("follower_block", str(to_block))
         if events:
             self.checkpoint_if_shredded()  # a wallet burn among them shreds: the counter moved

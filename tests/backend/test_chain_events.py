@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_account import Account
@@ -100,3 +101,34 @@ def test_non_switchable_token_cannot_be_persisted(client: FlaskClient, sign_in: 
     resp = client.post(f"/tokens/{payload_id}/persist", headers=carol)
     assert resp.status_code == 409
     assert resp.get_json()["code"] == "not_switchable"
+
+
+def test_the_follower_closes_the_transactions_whose_events_it_applies(
+    make_app: Callable[..., Flask],
+) -> None:
+    # The follower may confirm a batch before the outbox has read its receipt. Its jobs are then
+    # done, so no receipt is ever asked for: the events must close the transaction.
+    app = make_app(start_workers=False)
+    worker = app.extensions["slt"].worker
+    store = worker.store
+    client = app.test_client()
+
+    def states() -> dict[str, str]:
+        rows = store.db.execute("SELECT kind, state FROM transactions").fetchall()
+        return {kind: state for kind, state in rows}
+
+    created = client.post("/generate", json={"prompt": "followed first"}).get_json()
+    worker.process_outbox()  # signs and broadcasts the mint; Anvil mines it at once
+    assert states() == {"mint": "sent"}
+    assert worker.follow() > 0
+    assert states() == {"mint": "mined"}
+    assert store.sent_jobs() == []
+
+    headers = {"X-SLT-Secret": created["secret"]}
+    assert client.delete(f"/delete/{created['token']['id']}", headers=headers).status_code == 200
+    worker.process_outbox()  # the burn
+    assert states() == {"mint": "mined", "burn": "sent"}
+    assert worker.follow() > 0
+    assert states() == {"mint": "mined", "burn": "mined"}
+    worker.process_outbox()  # nothing left to ask the chain about
+    assert states() == {"mint": "mined", "burn": "mined"} and store.sent_jobs() == []
