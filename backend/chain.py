@@ -10,7 +10,9 @@ skip web3's contract layer, middleware and result formatters: they encode and de
 ``w3.codec`` (eth_abi, with web3's own strict registry) and speak JSON-RPC through the provider.
 web3's generic machinery (a checksum, a keccak and several formatter passes per address and per
 log) cost the worker about a millisecond of CPU per minted token, on a machine it shares with the
-web tier. The results are the same as web3's (tests/backend/test_chain_codec.py compares them).
+web tier. The results are the same as web3's (tests/backend/test_chain_codec.py compares them),
+but for a transaction's gas limit, taken from one run of the call rather than from an estimate,
+which runs it several times on the node (:meth:`Chain._gas_needed`).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class Chain:
         self._relayer_key = PrivateKey(self.relayer.key) if self.relayer else None
         self._verified = False
         self._batches = True  # until the node refuses a JSON-RPC batch
+        self._gas_method = "eth_createAccessList"  # until the node has no such method
         self._errors = {
             "0x" + keccak(text=_signature(item)).hex()[:8]: item["name"]
             for item in deployment.abi
@@ -364,20 +367,20 @@ class Chain:
         data = self._functions[function].encode(self.w3, *args)
         sender = account.address
         # What build_transaction asks, in one round trip instead of four: the nonce, the gas
-        # estimate (a revert there is the contract refusing), the tip and the head's base fee.
-        # So the estimate goes without the nonce (web3 sends it): the gas does not depend on it,
-        # and nodes skip nonce checks when they estimate.
-        estimate = {"from": sender, "to": self.address, "data": _hex(data)}
+        # the call needs (a revert there is the contract refusing), the tip and the head's base
+        # fee. The call goes without the nonce (web3 sends it): the gas does not depend on it,
+        # and nodes skip nonce checks when they simulate.
+        call = {"from": sender, "to": self.address, "data": _hex(data)}
         responses = self._rpc_batch(
             [
                 ("eth_getTransactionCount", [sender, "pending"]),
-                ("eth_estimateGas", [estimate, "latest"]),
+                (self._gas_method, [call, "latest"]),
                 ("eth_maxPriorityFeePerGas", []),
                 ("eth_getBlockByNumber", ["latest", False]),
             ]
         )
         nonce = int(self._result(responses[0]), 16)
-        gas = int(self._result(responses[1], contract=True), 16)
+        gas = self._gas_needed(responses[1], call)
         if responses[2].get("error") is None:
             tip = int(responses[2]["result"], 16)
         else:  # not every node has it: web3 falls back to a fee-history estimate
@@ -397,6 +400,29 @@ class Chain:
         }
         signed = Account.sign_transaction(tx, key)
         return SignedTx("0x" + signed.hash.hex(), bytes(signed.raw_transaction), nonce)
+
+    def _gas_needed(self, response: RPCResponse, call: dict[str, Any]) -> int:
+        """The gas ``call`` needs, from the answer to :attr:`_gas_method`; a revert raises.
+
+        ``eth_estimateGas`` searches for the least gas that succeeds, running the call again at
+        each step: on Anvil a ``mintBatch`` of 100 cost 83-90 µs of the node's CPU per token that
+        way, against 12 µs for ``eth_createAccessList`` (10 µs for ``eth_call``), which runs it
+        once and reports the gas it used. That figure is net of refunds, which a call clearing
+        storage (a burn) earns, up to a fifth of its gas: the call may need a quarter more while
+        it runs. And it is with the access list found (each slot it names then costs 100 gas less
+        than a cold access, under 5 % of one): the signed limit adds 20 % to all of it.
+        """
+        if self._gas_method == "eth_estimateGas":
+            return int(self._result(response, contract=True), 16)
+        error = response.get("error")
+        if error is not None and _method_missing(error):
+            log.warning("the RPC has no eth_createAccessList (%s): gas is estimated", error)
+            self._gas_method = "eth_estimateGas"
+            return int(self._rpc("eth_estimateGas", [call, "latest"], contract=True), 16)
+        result = self._result(response, contract=True)
+        if result.get("error"):  # geth answers a revert inside the result
+            raise ChainError(f"the contract refused: {str(result['error'])[:120]}")
+        return int(result["gasUsed"], 16) * 5 // 4
 
     def _rpc(self, method: str, params: list[Any], *, contract: bool = False) -> Any:
         """One JSON-RPC request through the provider alone: no middleware, no result formatting.
@@ -586,12 +612,26 @@ def _hex(data: bytes) -> str:
 def _raise_rpc_error(response: RPCResponse, contract: bool) -> NoReturn:
     """Raise what web3 raises for this error response.
 
-    With ``contract`` (``eth_call``, ``eth_estimateGas``), web3's own revert formatter first, so
-    a refusal by the contract carries its error data just as through web3's contract API.
+    With ``contract`` (a call run on the node: ``eth_call``, ``eth_estimateGas``,
+    ``eth_createAccessList``), web3's own revert formatter first, so a refusal by the contract
+    carries its error data just as through web3's contract API.
     """
     if contract:
         raise_contract_logic_error_on_revert(response)  # raises, if the error is a revert
     raise Web3RPCError(repr(response["error"]), rpc_response=response)
+
+
+def _method_missing(error: Any) -> bool:
+    """Whether a JSON-RPC error says the node has no such method (rather than a revert)."""
+    if not isinstance(error, dict):
+        return False
+    if error.get("code") == -32601:  # the JSON-RPC code for it; not every provider uses it
+        return True
+    message = str(error.get("message", "")).lower()
+    return error.get("data") is None and any(
+        words in message for words in ("not supported", "not found", "does not exist",
+                                       "not available", "unsupported", "not allowed")
+    )  # fmt: skip
 
 
 def _rpc_message(exc: Exception) -> str:

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from slt_harness import ANVIL_KEYS, Anvil, deploy
 
 from backend.chain import Chain, ChainEvent, Deployment, MintRequest, SignedTx
@@ -57,6 +59,23 @@ def _web3_signed(chain: Chain, fn: Any) -> bytes:
     return bytes(RELAYER.sign_transaction(tx).raw_transaction)
 
 
+def _assert_as_web3(chain: Chain, ours: SignedTx, fn: Any) -> int:
+    """``ours`` is web3's transaction for ``fn`` but for its gas limit, which comes from one run
+    of the call rather than an estimate's search (see Chain._gas_needed): at least 10 % above
+    the least gas that succeeds, and not far above web3's limit. Returns it."""
+    mine = TypedTransaction.from_bytes(HexBytes(ours.raw)).as_dict()
+    theirs = TypedTransaction.from_bytes(HexBytes(_web3_signed(chain, fn))).as_dict()
+    for tx in (mine, theirs):
+        for signature in ("v", "r", "s"):
+            del tx[signature]
+    gas, web3_gas = mine.pop("gas"), theirs.pop("gas")
+    assert mine == theirs
+    least = chain.w3.eth.estimate_gas({"from": RELAYER.address, "to": chain.address,
+                                       "data": mine["data"]})  # fmt: skip
+    assert 1.1 * least <= gas <= 1.3 * web3_gas, (gas, least, web3_gas)
+    return int(gas)
+
+
 def _signed_call(chain: Chain, fn: Any) -> SignedTx:
     raw = _web3_signed(chain, fn)
     nonce = chain.w3.eth.get_transaction_count(RELAYER.address, "pending")
@@ -93,13 +112,72 @@ def _web3_events(chain: Chain, from_block: int, to_block: int) -> list[ChainEven
     return out
 
 
-def test_mint_batch_is_signed_exactly_as_web3_would(chain: Chain) -> None:
-    owners = ["0x" + os.urandom(20).hex() for _ in range(5)] + [RELAYER.address.upper()[2:]]
+def test_mint_batch_is_signed_as_web3_would(chain: Chain) -> None:
+    owners = ["0x" + os.urandom(20).hex() for _ in range(99)] + [RELAYER.address.upper()[2:]]
     reqs = _requests(chain, owners)
     ours = chain.sign_mint_batch(reqs)
     args = [(to_checksum_address(r.to), r.end_time, r.switchable, r.commitment) for r in reqs]
-    assert ours.raw == _web3_signed(chain, chain.contract.functions.mintBatch(args))
+    gas = _assert_as_web3(chain, ours, chain.contract.functions.mintBatch(args))
     assert ours.nonce == chain.w3.eth.get_transaction_count(RELAYER.address, "pending")
+    # 100 new owners: 300 slots the access list named, none of them in the sent transaction.
+    receipt = _send(chain, ours)
+    assert receipt["gasUsed"] * 1.15 < gas
+    # Burning them all clears their storage: the refund is netted out of the gas reported
+    # used, but the call needs that gas while it runs.
+    ids = [int(e.args["id"]) for e in chain.decode_receipt_events(receipt) if e.name == "Transfer"]
+    burn = chain.sign_burn_batch(ids)
+    _assert_as_web3(chain, burn, chain.contract.functions.burnBatch(ids))
+    _send(chain, burn)
+
+
+def test_a_node_without_access_lists_is_asked_for_an_estimate(
+    node: Anvil, chain: Chain, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
+    missing = {"code": -32601, "message": "the method eth_createAccessList does not exist"}
+    batch = plain.w3.provider.make_batch_request
+
+    def without_access_lists(calls: list[tuple[str, Any]]) -> Any:
+        answers = batch(calls)
+        return [
+            {"jsonrpc": "2.0", "id": a["id"], "error": missing}
+            if method == "eth_createAccessList" else a
+            for (method, _), a in zip(calls, answers, strict=True)
+        ]  # fmt: skip
+
+    monkeypatch.setattr(plain.w3.provider, "make_batch_request", without_access_lists)
+    reqs = _requests(chain, [OTHER.address])
+    args = [(to_checksum_address(r.to), r.end_time, r.switchable, r.commitment) for r in reqs]
+    signed = plain.sign_mint_batch(reqs)
+    assert signed.raw == _web3_signed(chain, chain.contract.functions.mintBatch(args))
+    assert "no eth_createAccessList" in caplog.text
+    assert plain._gas_method == "eth_estimateGas"  # and the next rounds ask for that alone
+    persist = plain.contract.functions.persist(10**9)
+    with pytest.raises(ChainError, match="the contract refused: ERC721NonexistentToken"):
+        plain.sign_persist(10**9)
+    with pytest.raises(ChainError, match="the contract refused: ERC721NonexistentToken"):
+        chain._call(lambda: persist.estimate_gas({"from": RELAYER.address}))
+
+
+def test_a_revert_inside_an_access_list_answer_is_a_refusal(
+    node: Anvil, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # geth answers a reverting eth_createAccessList with a result that holds the error.
+    geth = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
+    batch = geth.w3.provider.make_batch_request
+    reverted = {"accessList": [], "error": "execution reverted", "gasUsed": "0x5208"}
+
+    def as_geth(calls: list[tuple[str, Any]]) -> Any:
+        answers = batch(calls)
+        return [
+            {"jsonrpc": "2.0", "id": a["id"], "result": reverted}
+            if method == "eth_createAccessList" else a
+            for (method, _), a in zip(calls, answers, strict=True)
+        ]  # fmt: skip
+
+    monkeypatch.setattr(geth.w3.provider, "make_batch_request", as_geth)
+    with pytest.raises(ChainError, match="^the contract refused: execution reverted$"):
+        geth.sign_burn_batch([1])
 
 
 def test_events_and_receipts_decode_as_web3_decodes_them(chain: Chain) -> None:
@@ -111,14 +189,15 @@ def test_events_and_receipts_decode_as_web3_decodes_them(chain: Chain) -> None:
     mine = int(minted[0].args["id"])
     # Persist (Unlocked, TokenExpiryUpdated to 0), move it (a plain Transfer), burn two.
     persist = chain.sign_persist(mine)
-    assert persist.raw == _web3_signed(chain, chain.contract.functions.persist(mine))
-    _send(chain, persist)
+    gas = _assert_as_web3(chain, persist, chain.contract.functions.persist(mine))
+    assert _send(chain, persist)["gasUsed"] * 1.15 < gas
     transfer = chain.contract.functions.transferFrom(RELAYER.address, OTHER.address, mine)
     _send(chain, _signed_call(chain, transfer))
     burned = [mine, int(minted[1].args["id"])]
     burn = chain.sign_burn_batch(burned)
-    assert burn.raw == _web3_signed(chain, chain.contract.functions.burnBatch(burned))
+    gas = _assert_as_web3(chain, burn, chain.contract.functions.burnBatch(burned))
     burn_receipt = _send(chain, burn)
+    assert burn_receipt["gasUsed"] * 1.15 < gas
 
     end = chain.block_number()
     ours = chain.events(start, end)
