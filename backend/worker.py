@@ -231,7 +231,26 @@ class Worker:
             self.store.finish_tx(tx_hash, "dropped")
             self._retry(jobs, "transaction dropped")
             return
-        self.chain.broadcast(raw)
+        self._broadcast(tx_hash, raw, jobs)
+
+    def _broadcast(self, tx_hash: str, raw: bytes, jobs: list[Job]) -> bool:
+        """Send a recorded transaction; True if the node took it (or already had it).
+
+        A node that refuses the bytes (their fee cap no longer covered by the relayer's balance
+        after the base fee rose, a fee below the node's floor …) will refuse them every time:
+        the transaction is dropped and its jobs signed again, with a fresh nonce and fresh fees.
+        Sending the same bytes round after round stalled the outbox for good.
+        """
+        try:
+            self.chain.broadcast(raw)
+        except ChainUnavailable:
+            raise  # recorded: a later round sends the same bytes
+        except ChainError as exc:
+            log.warning("transaction %s refused by the node: %s", tx_hash, exc.description)
+            self.store.finish_tx(tx_hash, "dropped")
+            self._retry(jobs, exc.description)
+            return False
+        return True
 
     def _retry(self, jobs: list[Job], error: str) -> None:
         now = self.clock()
@@ -326,7 +345,8 @@ class Worker:
         assert isinstance(signed, SignedTx)
         self.store.record_sent([j.id for j in jobs], kind, signed.tx_hash, signed.raw, signed.nonce,
                                self.clock(), lease=(LEASE, self.holder))  # fmt: skip
-        self.chain.broadcast(signed.raw)
+        if not self._broadcast(signed.tx_hash, signed.raw, jobs):
+            return False
         log.info("sent %s of %d token(s): %s", kind, len(jobs), signed.tx_hash)
         return True
 

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from slt_harness import ANVIL_KEYS, Anvil, deploy, sign_text, siwe_message, tool_env, wait_for
 
 from backend import Settings
+from backend.errors import ChainUnavailable
 
 FRANK = ANVIL_KEYS[2]
 
@@ -136,3 +138,64 @@ def test_payloads_survive_a_restart_and_a_key_rotation(
     frank = _login(client, FRANK)
     opened = client.post(f"/tokens/{payload_id}/decrypt", headers=frank).get_json()
     assert opened["prompt"] == "marker-restart" and opened["emotion"] == "sad"
+
+
+def test_a_relayer_out_of_funds_stalls_nothing_once_funded_again(
+    make_app: Any, clock: Any, anvil: Anvil, monkeypatch: Any
+) -> None:
+    # The node refuses a transaction whose fee cap the relayer's balance no longer covers (the
+    # base fee rose after it was signed, or the relayer ran dry), and would refuse the same
+    # bytes every time: the outbox must sign the jobs again rather than send them round after
+    # round, and mint once the relayer is funded.
+    app = make_app(start_workers=False)
+    worker = app.extensions["slt"].worker
+    store, chain = worker.store, worker.chain
+    relayer = chain.relayer_address
+    w3 = anvil.w3()
+    funds = w3.eth.get_balance(relayer)
+
+    def fund(wei: int) -> None:
+        w3.provider.make_request("anvil_setBalance", [relayer, hex(wei)])  # type: ignore[arg-type]
+
+    def txs() -> list[tuple[str, str]]:
+        return [tuple(r) for r in store.db.execute("SELECT tx_hash, state FROM transactions")]
+
+    def job() -> tuple[str, str | None]:
+        row = store.db.execute("SELECT state, last_error FROM outbox WHERE kind = 'mint'")
+        return tuple(row.fetchone())  # type: ignore[return-value]
+
+    created = app.test_client().post("/generate", json={"prompt": "a dry relayer"}).get_json()
+    try:
+        fund(0)
+        worker.process_outbox()  # signed and recorded, refused at its first broadcast
+        [(first, state)] = txs()
+        assert state == "dropped"
+        assert job()[0] == "pending" and "nsufficient funds" in str(job()[1])
+
+        # Sent, but lost on the way (a timeout): recorded, unknown to the node. Sent again
+        # later, when the relayer cannot pay for it.
+        fund(funds)
+        clock.advance(120)  # past the job's back-off
+        lost = chain.broadcast
+
+        def timed_out(raw: bytes) -> None:
+            raise ChainUnavailable("the chain is unreachable (ReadTimeout)")
+
+        monkeypatch.setattr(chain, "broadcast", timed_out)
+        with pytest.raises(ChainUnavailable):  # the worker's loop backs off on it
+            worker.process_outbox()
+        monkeypatch.setattr(chain, "broadcast", lost)
+        second = next(h for h, s in txs() if s == "sent")
+        fund(0)
+        worker.process_outbox()
+        assert dict(txs()) == {first: "dropped", second: "dropped"}
+        assert job()[0] == "pending"
+    finally:
+        fund(funds)
+    clock.advance(120)
+    worker.process_outbox()
+    worker.follow()
+    minted = store.get_payload(created["token"]["id"])
+    assert minted is not None and minted.chain_token_id is not None
+    states = dict(txs())  # (signed again alike, a transaction has the same hash: one row)
+    assert states[str(minted.mint_tx)] == "mined" and "sent" not in states.values()
