@@ -43,7 +43,7 @@ from web3.exceptions import (
 )
 from web3.types import RPCEndpoint, RPCResponse
 
-from .errors import ChainError, ChainUnavailable, ConfigError, DeploymentMismatch
+from .errors import CONTRACT_REFUSED, ChainError, ChainUnavailable, ConfigError, DeploymentMismatch
 
 log = logging.getLogger(__name__)
 
@@ -216,22 +216,32 @@ class Chain:
         (owner,) = self.w3.codec.decode(fn.outputs, bytes.fromhex(result[2:]))
         return str(owner).lower()
 
-    def find_commitment(self, commitment: bytes, from_block: int = 0) -> tuple[int, str] | None:
-        """The (token id, mint tx) that published ``commitment``, if any."""
+    def find_commitments(self, commitments: list[bytes]) -> dict[bytes, tuple[int, str]]:
+        """The (token id, mint tx) that published each of ``commitments`` that was published.
+
+        One ``eth_getLogs`` for up to 100 of them (a list in a topic's place matches any).
+        """
         topic0 = "0x" + keccak(text="CommitmentPublished(uint256,bytes32)").hex()
-        logs = self._call(
-            lambda: self.w3.eth.get_logs(
-                {
-                    "address": self.address,
-                    "fromBlock": max(from_block, self.deployment.block_number),
-                    "toBlock": "latest",
-                    "topics": [topic0, None, "0x" + commitment.hex()],
-                }
+        found: dict[bytes, tuple[int, str]] = {}
+        for i in range(0, len(commitments), 100):
+            wanted = ["0x" + c.hex() for c in commitments[i : i + 100]]
+            logs = self._rpc(
+                "eth_getLogs",
+                [
+                    {
+                        "address": self.address,
+                        "fromBlock": hex(self.deployment.block_number),
+                        "toBlock": "latest",
+                        "topics": [topic0, None, wanted],
+                    }
+                ],
             )
-        )
-        if not logs:
-            return None
-        return int.from_bytes(logs[0]["topics"][1], "big"), "0x" + logs[0]["transactionHash"].hex()
+            for log_ in logs:
+                commitment = bytes.fromhex(log_["topics"][2][2:])
+                found.setdefault(
+                    commitment, (int(log_["topics"][1], 16), str(log_["transactionHash"]))
+                )
+        return found
 
     def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         """The watched events of the contract in ``[from_block, to_block]``, in order."""
@@ -421,7 +431,7 @@ class Chain:
             return int(self._rpc("eth_estimateGas", [call, "latest"], contract=True), 16)
         result = self._result(response, contract=True)
         if result.get("error"):  # geth answers a revert inside the result
-            raise ChainError(f"the contract refused: {str(result['error'])[:120]}")
+            raise ChainError(CONTRACT_REFUSED + str(result["error"])[:120])
         return int(result["gasUsed"], 16) * 5 // 4
 
     def _rpc(self, method: str, params: list[Any], *, contract: bool = False) -> Any:
@@ -476,7 +486,7 @@ class Chain:
         try:
             return fn()
         except (ContractCustomError, ContractLogicError) as exc:
-            raise ChainError(f"the contract refused: {self._error_name(exc)}") from None
+            raise ChainError(CONTRACT_REFUSED + self._error_name(exc)) from None
         except TransactionNotFound:
             raise
         except _NETWORK_ERRORS as exc:

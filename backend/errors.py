@@ -81,6 +81,10 @@ class TooManyRequests(BackendError):
     code = "rate_limited"
 
 
+# How a ChainError's description begins when the contract itself refused (a revert).
+CONTRACT_REFUSED = "the contract refused: "
+
+
 class ChainError(BackendError, RuntimeError):
     """The chain refused or failed an operation."""
 

@@ -191,6 +191,7 @@ class Job:
     state: str
     attempts: int
     tx_hash: str | None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -615,7 +616,7 @@ class SQLiteStore:
         ``limit`` rows: ordered by id alone, it sorted every due job first, the whole backlog.
         """
         rows = self.db.execute(
-            "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
+            "SELECT id, kind, payload_id, state, attempts, tx_hash, last_error FROM outbox"
             " WHERE state = 'pending' AND kind = ? AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?",
             (kind, now, limit),

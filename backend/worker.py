@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 
 from .chain import Chain, ChainEvent, MintRequest, SignedTx
-from .errors import BackendError, ChainError, ChainUnavailable, ConfigError
+from .errors import CONTRACT_REFUSED, BackendError, ChainError, ChainUnavailable, ConfigError
 from .store import Job, LeaseLost, SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ZERO = "0x" + "00" * 20
 LEASE, LEASE_TTL = "chain-worker", 10.0  # seconds a holder keeps the lease without renewing it
 MAX_BACKOFF = 60.0
+REVERTED = "transaction reverted"  # a job's last error when its transaction was mined, reverted
 # A token whose end is this close when its mint is sent would expire before inclusion.
 MINT_MARGIN = 2
 # Mint transactions sent and not yet mined, at most. A 30M-gas block holds about 8 batches of
@@ -204,7 +205,7 @@ class Worker:
             self.store.finish_tx(tx_hash, "mined")
         else:
             self.store.finish_tx(tx_hash, "reverted")
-            self._retry(jobs, "transaction reverted")
+            self._retry(jobs, REVERTED)
 
     def _maybe_resend(self, tx_hash: str, jobs: list[Job], known: bool) -> None:
         """A transaction without a receipt: wait, send it again, or give its jobs back.
@@ -253,10 +254,14 @@ class Worker:
         return True
 
     def _retry(self, jobs: list[Job], error: str) -> None:
+        """Give ``jobs`` back to the outbox, each after a back-off that grows with its attempts."""
         now = self.clock()
+        due: dict[float, list[int]] = {}
         for job in jobs:
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(job.attempts, 7))
-            self.store.retry_jobs([job.id], error, now + delay)
+            due.setdefault(min(MAX_BACKOFF, 0.5 * 2 ** min(job.attempts, 7)), []).append(job.id)
+        with self.store.transaction():
+            for delay, ids in due.items():
+                self.store.retry_jobs(ids, error, now + delay)
 
     def send_mints(self) -> None:
         """Send due mints in ``mintBatch`` transactions of up to ``mint_batch_max``.
@@ -274,10 +279,13 @@ class Worker:
             if chain_now is None:
                 chain_now = self.chain.latest_timestamp()
             full = len(jobs) == self.mint_batch_max
-            # A retried job goes alone, so one bad request cannot keep failing a whole batch.
-            retried = [j for j in jobs if j.attempts > 0]
-            if retried:
-                self._send_mint_batch(retried[:1], chain_now)
+            # A job the contract refused goes alone, so one bad request cannot keep failing a
+            # whole batch. Jobs back for any other reason (their transaction dropped, lost or
+            # refused by the node) go in batches again: one at a time, a backlog of them took a
+            # round each, and held back every new mint meanwhile.
+            refused = [j for j in jobs if _refused_by_contract(j)]
+            if refused:
+                self._send_mint_batch(refused[:1], chain_now)
                 return
             if not self._send_mint_batch(jobs, chain_now) or not full:
                 return
@@ -286,16 +294,20 @@ class Worker:
         """Mint what is still to mint among ``jobs``; True if a transaction was sent."""
         requests, batch = [], []
         payloads = self.store.get_payloads([job.payload_id for job in jobs])
+        # A job sent before may have landed after all: look its commitment up (all in one query)
+        # and record it rather than mint it twice.
+        landed = self.chain.find_commitments(
+            [p.commitment for j in jobs if j.attempts > 0 and (p := payloads.get(j.payload_id))]
+        )
         for job in jobs:
             payload = payloads.get(job.payload_id)
             if payload is None or payload.chain_token_id is not None:
                 self.store.finish_jobs([job.id])
                 continue
-            if job.attempts > 0:
-                found = self.chain.find_commitment(payload.commitment)
-                if found is not None:  # it did land: record it, never mint twice
-                    self.store.set_minted(payload.commitment, found[0], found[1], payload.owner)
-                    continue
+            found = landed.get(payload.commitment)
+            if found is not None:
+                self.store.set_minted(payload.commitment, found[0], found[1], payload.owner)
+                continue
             if payload.end_time <= chain_now + MINT_MARGIN:
                 self.store.finish_jobs([job.id], "cancelled")
                 self.store.shred(payload.id, "expired", self.clock())
@@ -401,6 +413,12 @@ class Worker:
             self.store.set_minted(bytes(args["commitment"]), token_id, event.tx_hash, owner)
         elif event.name == "Unlocked":  # persist() emits it, with TokenExpiryUpdated to 0
             self.store.set_persistent(int(args["tokenId"]))
+
+
+def _refused_by_contract(job: Job) -> bool:
+    """Whether the job's last try failed on the contract: at estimation, or reverted on chain."""
+    error = job.last_error or ""
+    return error == REVERTED or error.startswith(CONTRACT_REFUSED)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:

@@ -325,3 +325,18 @@ def test_a_down_node_stays_unavailable_when_a_batch_fails(chain: Chain) -> None:
     with pytest.raises(ChainUnavailable):
         dead.receipt_statuses(["0x" + "00" * 32, "0x" + "11" * 32])
     assert dead._batches is True  # a node that is down has not refused batches
+
+
+def test_commitments_are_found_in_one_query(chain: Chain) -> None:
+    reqs = _requests(chain, [OTHER.address] * 3)
+    receipt = _send(chain, chain.sign_mint_batch(reqs))
+    tx = "0x" + receipt["transactionHash"].hex()
+    published = {
+        bytes(e.args["commitment"]): (int(e.args["tokenId"]), tx)
+        for e in chain.decode_receipt_events(receipt)
+        if e.name == "CommitmentPublished"
+    }
+    assert set(published) == {r.commitment for r in reqs}
+    unknown = os.urandom(32)
+    assert chain.find_commitments([r.commitment for r in reqs] + [unknown]) == published
+    assert chain.find_commitments([unknown]) == {} and chain.find_commitments([]) == {}
