@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+from web3.types import RPCEndpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 if str(TESTS) not in sys.path:  # the test harness starts Anvil and deploys (tests/slt_harness.py)
@@ -372,6 +375,12 @@ def stack(opts: Options, name: str, **env: str) -> Iterator[Stack]:
         record = deploy(
             anvil.url, record_path, base_uri=f"http://{LOOPBACK}:{public_port}/metadata/"
         )
+        # Our minting is all the demand on this chain: while it keeps blocks full, the base fee
+        # climbs 12.5 % a block (to thousands of gwei over a run of the http set-ups), and a
+        # relayer's 10,000 ETH ran out in one such run. The relayers are given plenty.
+        for key in (RELAYER_KEY, THREADS_RELAYER):
+            plenty = [Account.from_key(key).address, hex(10**36)]
+            anvil.w3().provider.make_request(RPCEndpoint("anvil_setBalance"), plenty)
         full_env = tool_env()
         full_env.update(
             SLT_DATA_DIR=str(workdir / "var"),
