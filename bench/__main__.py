@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .common import ROOT, Options, Row, machine_facts
+from .common import ROOT, Options, Row, cpu_times, machine_facts, stolen_percent
 from .report import print_table, write_markdown
 
 BENCHMARKS = ("crypto", "http", "mint", "shred", "sweep", "storage")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bench: {', '.join(names)}{' (smoke)' if args.smoke else ''} on {facts['cores']} cores,"
         f" {facts['cpu_model']}, Python {facts['python']}"
     )
-    started = time.monotonic()
+    started, cpu_at_start = time.monotonic(), cpu_times()
     rows: list[Row] = []
     failed: list[str] = []
     for name in names:
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(Row(name, f"{name} benchmark failed (see the log)", "error", met=False))
         opts.log(f"[{name}] {time.monotonic() - t0:.1f} s")
     facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    facts["cpu_stolen_percent"] = stolen_percent(cpu_at_start, cpu_times())
     facts["duration_s"] = round(time.monotonic() - started, 1)
     facts["mode"] = "smoke" if args.smoke else "full"
 

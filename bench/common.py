@@ -165,6 +165,24 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind, in ticks (the ``cpu`` line of /proc/stat:
+    user, nice, system, idle, iowait, irq, softirq, steal, …); empty where there is none."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def stolen_percent(start: list[int], end: list[int]) -> float | None:
+    """Of the CPU time between two :func:`cpu_times`, the share the hypervisor gave to other
+    guests (steal): on a shared virtual machine, how much of it this run did not have."""
+    if len(start) < 8 or len(end) < 8:
+        return None
+    spent = [b - a for a, b in zip(start, end, strict=True)]
+    return round(100 * spent[7] / max(1, sum(spent)), 1)
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident set size now, from /proc."""
     status = Path(f"/proc/{pid or 'self'}/status").read_text()
