@@ -130,22 +130,28 @@ def test_mint_batch_is_signed_as_web3_would(chain: Chain) -> None:
     _send(chain, burn)
 
 
+def _answer_access_lists(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any]
+) -> None:
+    """Make ``chain``'s node answer every eth_createAccessList in a batch with ``answer``."""
+    batch = chain.w3.provider.make_batch_request
+
+    def answering(calls: list[tuple[str, Any]]) -> Any:
+        answers = batch(calls)
+        return [
+            {"jsonrpc": "2.0", "id": a["id"], **answer} if method == "eth_createAccessList" else a
+            for (method, _), a in zip(calls, answers, strict=True)
+        ]
+
+    monkeypatch.setattr(chain.w3.provider, "make_batch_request", answering)
+
+
 def test_a_node_without_access_lists_is_asked_for_an_estimate(
     node: Anvil, chain: Chain, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     plain = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
     missing = {"code": -32601, "message": "the method eth_createAccessList does not exist"}
-    batch = plain.w3.provider.make_batch_request
-
-    def without_access_lists(calls: list[tuple[str, Any]]) -> Any:
-        answers = batch(calls)
-        return [
-            {"jsonrpc": "2.0", "id": a["id"], "error": missing}
-            if method == "eth_createAccessList" else a
-            for (method, _), a in zip(calls, answers, strict=True)
-        ]  # fmt: skip
-
-    monkeypatch.setattr(plain.w3.provider, "make_batch_request", without_access_lists)
+    _answer_access_lists(plain, monkeypatch, {"error": missing})
     reqs = _requests(chain, [OTHER.address])
     args = [(to_checksum_address(r.to), r.end_time, r.switchable, r.commitment) for r in reqs]
     signed = plain.sign_mint_batch(reqs)
@@ -164,18 +170,8 @@ def test_a_revert_inside_an_access_list_answer_is_a_refusal(
 ) -> None:
     # geth answers a reverting eth_createAccessList with a result that holds the error.
     geth = Chain(node.url, chain.deployment, ANVIL_KEYS[1])
-    batch = geth.w3.provider.make_batch_request
     reverted = {"accessList": [], "error": "execution reverted", "gasUsed": "0x5208"}
-
-    def as_geth(calls: list[tuple[str, Any]]) -> Any:
-        answers = batch(calls)
-        return [
-            {"jsonrpc": "2.0", "id": a["id"], "result": reverted}
-            if method == "eth_createAccessList" else a
-            for (method, _), a in zip(calls, answers, strict=True)
-        ]  # fmt: skip
-
-    monkeypatch.setattr(geth.w3.provider, "make_batch_request", as_geth)
+    _answer_access_lists(geth, monkeypatch, {"result": reverted})
     with pytest.raises(ChainError, match="^the contract refused: execution reverted$"):
         geth.sign_burn_batch([1])
 
