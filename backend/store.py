@@ -672,10 +672,11 @@ class SQLiteStore:
                 )
 
     def mark_mined(self, tx_hashes: Iterable[str]) -> None:
-        """Our transactions among ``tx_hashes`` (those of events seen on chain) were mined."""
+        """Our transactions among ``tx_hashes`` (those of events seen on chain) were mined, even
+        one given up as dropped meanwhile (its jobs, retried, find their tokens on chain)."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE transactions SET state = 'mined' WHERE tx_hash = ? AND state = 'sent'",
+                "UPDATE transactions SET state = 'mined' WHERE tx_hash = ? AND state != 'mined'",
                 [(h,) for h in tx_hashes],
             )
 
