@@ -97,12 +97,14 @@ outbox could stall:
   (plus a quarter for refunds, which it nets out and a burn earns, then the 20 % and 10,000 gas
   as before; a node without the method is asked for an estimate). Minting a backlog, 12,000
   tokens in 15 s, old and new worker alternating twice: Anvil 147 and 161 → 88 and 91 µs of CPU
-  per token; the worker 272 and 285 → 251 and 274 µs. On a real chain the estimate runs on the
-  provider, not on this machine. Under the http load (old and new workers side by side, 4 runs
-  each, then the two swapped) no throughput difference beyond the noise (1,403 vs 1,436 req/s,
-  then 1,264 vs 1,058), and the paced p99 was, if anything, higher with the new worker (medians
-  38.9 and 37.0 vs 23.8 and 29.3 ms; single runs 20-86 ms), on a host then taking 20-28 % of
-  the machine's CPU for other guests (`vmstat`'s steal column; now in the machine facts above).
+  per token; the worker 272 and 285 → 251 and 274 µs. Under the http load, two production
+  set-ups side by side whose workers differ only in this (2 saturated and 6 paced runs each,
+  then the two swapped): Anvil's CPU per request created 362 → 286 and 323 → 246 µs; saturated
+  throughput 1,459 → 1,762 and 1,585 → 1,698 req/s; paced p99 medians 53.5 → 51.1 and 39.2 →
+  36.4 ms (single runs 24-70 ms). On a real chain the estimate runs on the provider, not on
+  this machine. (A first side-by-side, against an older checkout and on a host then taking
+  20-28 % of the CPU for other guests, showed no difference beyond its noise; that steal is
+  now in the machine facts above.)
 - **a refused transaction stalled the outbox** (`backend/worker.py`) — found by a scratch
   set-up whose outbox did not drain: after a long run of full blocks the base fee had climbed
   so far that four signed mint transactions' fee caps exceeded the relayer's balance, the node
@@ -254,7 +256,9 @@ Second round:
 - **store** — a new payload's insert touches two B-trees fewer (no `AUTOINCREMENT` on the
   outbox, whose rows are never deleted; the token id's uniqueness in a partial index).
 
-What is left: the request path alone (web tier) uses about twice bare Flask's CPU per request
+What is left. The request path alone meets both http targets (the web tier only rows); with
+the minting of what the load creates on the same 2 cores, neither is met. The request path
+alone (web tier) uses about twice bare Flask's CPU per request
 under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms beside
 both). Of the difference, the SQLite transaction (two rows, one commit, durable before the 201)
 is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
@@ -266,7 +270,8 @@ a cold page cache, writes its pages to the WAL one system call at a time, and wa
 other worker holds the write lock. Leaving out only the secrets row: 0.57 of bare (0.52 in the
 same runs). The rest is our Python (limits, crypto, the response body, whose shape the original
 app fixed). With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
-machine more (worker and Anvil together about 0.5 ms of CPU per token). The 0.5 ratio would
+machine more (worker and Anvil together about 0.4 ms of CPU per token since the fifth round,
+0.5 ms before). The 0.5 ratio would
 need a request about a third cheaper than now. Group commit cannot batch behind two sync
 workers (tried above); what is left on the store's side is fewer B-trees per new payload (the
 secrets keyed by the payload's row id: leaving the secrets row out entirely gained 0.05 of
