@@ -623,12 +623,27 @@ class SQLiteStore:
         ).fetchall()
         return [Job(**dict(r)) for r in rows]
 
-    def sent_jobs(self) -> list[Job]:
+    def sent_jobs(self, tx_hash: str | None = None) -> list[Job]:
+        """Jobs waiting on a transaction (on ``tx_hash`` only, if given), oldest first."""
+        where = "state = 'sent'" + (" AND tx_hash = ?" if tx_hash is not None else "")
         rows = self.db.execute(
-            "SELECT id, kind, payload_id, state, attempts, tx_hash FROM outbox"
-            " WHERE state = 'sent' ORDER BY id"
+            "SELECT id, kind, payload_id, state, attempts, tx_hash, last_error FROM outbox"
+            f" WHERE {where} ORDER BY id",
+            () if tx_hash is None else (tx_hash,),
         ).fetchall()
         return [Job(**dict(r)) for r in rows]
+
+    def awaited_transactions(self) -> dict[str, str]:
+        """The transactions that sent jobs wait on, oldest first: tx hash → their jobs' kind.
+
+        A handful of rows where :meth:`sent_jobs` builds one per job (800 with a backlog in
+        flight), every outbox round: most rounds need only the hashes.
+        """
+        rows = self.db.execute(
+            "SELECT tx_hash, MIN(kind) FROM outbox WHERE state = 'sent'"
+            " GROUP BY tx_hash ORDER BY MIN(id)"
+        ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def record_sent(
         self, job_ids: Sequence[int], kind: str, tx_hash: str, raw: bytes, nonce: int, now: float,

@@ -74,6 +74,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._shreds_seen = 0
         self._mints_in_flight = 0  # mint transactions without a receipt, as of the last round
+        self._following = threading.Lock()  # the outbox follows too, before its receipts
         # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
         self._mint_to: dict[int, str] = {}
 
@@ -166,6 +167,11 @@ class Worker:
         if not self._leader():
             return
         self.chain.verify_deployment()
+        # Events first: a transaction whose events are in the store is done, and its receipt
+        # is not asked for. A mined batch's receipt carries the logs of all its tokens, the
+        # largest answer the worker reads; fetched and parsed before the follower had come
+        # round, they cost as much again as the events.
+        self.follow()
         self.collect_receipts()
         try:
             self.send_mints()
@@ -177,27 +183,26 @@ class Worker:
         self.chain_ok = True
 
     def collect_receipts(self) -> None:
-        by_tx: dict[str, list[Job]] = {}
-        for job in self.store.sent_jobs():
-            by_tx.setdefault(str(job.tx_hash), []).append(job)
-        if not by_tx:
+        awaited = self.store.awaited_transactions()
+        if not awaited:
             self._mints_in_flight = 0
             return
         # Every receipt in one request, then whether the node still knows the unmined ones in
-        # another: two round trips a round rather than two per transaction in flight.
-        statuses = self.chain.receipt_statuses(list(by_tx))
+        # another: two round trips a round rather than two per transaction in flight. A
+        # transaction's jobs are read only when something is to be done with them.
+        statuses = self.chain.receipt_statuses(list(awaited))
         known = self.chain.known_transactions([h for h, s in statuses.items() if s is None])
         in_flight = 0
-        for tx_hash, jobs in by_tx.items():
+        for tx_hash, kind in awaited.items():
             status = statuses[tx_hash]
             if status is None:
-                self._maybe_resend(tx_hash, jobs, tx_hash in known)
-                in_flight += any(j.kind == "mint" for j in jobs)
+                self._maybe_resend(tx_hash, tx_hash in known)
+                in_flight += kind == "mint"
                 continue
-            self._apply_receipt(tx_hash, jobs, status)
+            self._apply_receipt(tx_hash, status)
         self._mints_in_flight = in_flight
 
-    def _apply_receipt(self, tx_hash: str, jobs: list[Job], status: int) -> None:
+    def _apply_receipt(self, tx_hash: str, status: int) -> None:
         # A receipt only says mined or reverted. Its events (the token ids of a mint, a burn)
         # reach the store through the follower, which reads the same logs moments later:
         # decoding them here too doubled the worker's CPU per token.
@@ -205,16 +210,16 @@ class Worker:
             self.store.finish_tx(tx_hash, "mined")
         else:
             self.store.finish_tx(tx_hash, "reverted")
-            self._retry(jobs, REVERTED)
+            self._retry(self.store.sent_jobs(tx_hash), REVERTED)
 
-    def _maybe_resend(self, tx_hash: str, jobs: list[Job], known: bool) -> None:
+    def _maybe_resend(self, tx_hash: str, known: bool) -> None:
         """A transaction without a receipt: wait, send it again, or give its jobs back.
 
         ``known``: the node had it (in its pool, or mined since its receipt was asked for).
         """
         stored = self.store.get_raw_tx(tx_hash)
         if stored is None:
-            self._retry(jobs, "transaction lost")
+            self._retry(self.store.sent_jobs(tx_hash), "transaction lost")
             return
         raw, nonce = stored
         if known:
@@ -227,14 +232,14 @@ class Worker:
             # the two questions), or another transaction spent the nonce: ours can never land.
             status = self.chain.receipt_statuses([tx_hash])[tx_hash]
             if status is not None:
-                self._apply_receipt(tx_hash, jobs, status)
+                self._apply_receipt(tx_hash, status)
                 return
             self.store.finish_tx(tx_hash, "dropped")
-            self._retry(jobs, "transaction dropped")
+            self._retry(self.store.sent_jobs(tx_hash), "transaction dropped")
             return
-        self._broadcast(tx_hash, raw, jobs)
+        self._broadcast(tx_hash, raw)
 
-    def _broadcast(self, tx_hash: str, raw: bytes, jobs: list[Job]) -> bool:
+    def _broadcast(self, tx_hash: str, raw: bytes) -> bool:
         """Send a recorded transaction; True if the node took it (or already had it).
 
         A node that refuses the bytes (their fee cap no longer covered by the relayer's balance
@@ -248,6 +253,7 @@ class Worker:
             raise  # recorded: a later round sends the same bytes
         except ChainError as exc:
             log.warning("transaction %s refused by the node: %s", tx_hash, exc.description)
+            jobs = self.store.sent_jobs(tx_hash)
             self.store.finish_tx(tx_hash, "dropped")
             self._retry(jobs, exc.description)
             return False
@@ -357,7 +363,7 @@ class Worker:
         assert isinstance(signed, SignedTx)
         self.store.record_sent([j.id for j in jobs], kind, signed.tx_hash, signed.raw, signed.nonce,
                                self.clock(), lease=(LEASE, self.holder))  # fmt: skip
-        if not self._broadcast(signed.tx_hash, signed.raw, jobs):
+        if not self._broadcast(signed.tx_hash, signed.raw):
             return False
         log.info("sent %s of %d token(s): %s", kind, len(jobs), signed.tx_hash)
         return True
@@ -368,6 +374,10 @@ class Worker:
         """Apply new contract events; returns how many were applied."""
         if not self._leader():
             return 0
+        with self._following:  # the follower's thread and the outbox's round
+            return self._follow()
+
+    def _follow(self) -> int:
         head = self.chain.confirmed_block(self.confirmations)
         self.chain_ok = True
         cursor_text = self.store.get_kv("follower_block")

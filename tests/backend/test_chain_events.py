@@ -137,3 +137,33 @@ def test_the_follower_closes_the_transactions_whose_events_it_applies(
     assert states() == {"mint": "mined", "burn": "mined"}
     worker.process_outbox()  # nothing left to ask the chain about
     assert states() == {"mint": "mined", "burn": "mined"} and store.sent_jobs() == []
+
+
+def test_the_outbox_reads_events_before_receipts(make_app: Callable[..., Flask]) -> None:
+    # A mined batch's receipt carries the logs of all its tokens: the largest answer the worker
+    # would read. The outbox's round applies new events first, and asks no receipt of a
+    # transaction they closed.
+    app = make_app(start_workers=False)
+    worker = app.extensions["slt"].worker
+    client = app.test_client()
+    for i in range(3):
+        client.post("/generate", json={"prompt": f"no receipt needed {i}"})
+    worker.process_outbox()  # signs and broadcasts the mint; Anvil mines it at once
+    [(mint_tx, state)] = worker.store.db.execute("SELECT tx_hash, state FROM transactions")
+    assert state == "sent"
+
+    asked: list[str] = []
+    receipt_statuses = worker.chain.receipt_statuses
+
+    def recording(tx_hashes: list[str]) -> dict[str, int | None]:
+        asked.extend(tx_hashes)
+        return receipt_statuses(tx_hashes)
+
+    worker.chain.receipt_statuses = recording  # type: ignore[method-assign]
+    worker.process_outbox()
+    assert asked == []
+    assert [tuple(r) for r in worker.store.db.execute("SELECT state FROM transactions")] == [
+        ("mined",)
+    ]
+    assert worker.store.sent_jobs() == [] and worker.store.awaited_transactions() == {}
+    assert worker.store.count_payloads().get("minted") == 3
