@@ -74,6 +74,7 @@ def create_app(
         mint_batch_max=settings.mint_batch_max,
         burn_batch_max=settings.burn_batch_max,
         confirmations=settings.confirmations,
+        replace_after=settings.tx_replace_after,
     )
 
     app = Flask(__name__, static_folder=None)

@@ -29,10 +29,12 @@ from typing import Any, NoReturn
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_keys.datatypes import PrivateKey
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
 from web3.exceptions import (
@@ -391,10 +393,7 @@ class Chain:
         )
         nonce = int(self._result(responses[0]), 16)
         gas = self._gas_needed(responses[1], call)
-        if responses[2].get("error") is None:
-            tip = int(responses[2]["result"], 16)
-        else:  # not every node has it: web3 falls back to a fee-history estimate
-            tip = int(self._call(lambda: self.w3.eth.max_priority_fee))
+        tip = self._tip(responses[2])
         base_fee = int(self._result(responses[3])["baseFeePerGas"], 16)
         tx: dict[str, Any] = {
             "from": sender,
@@ -410,6 +409,54 @@ class Chain:
         }
         signed = Account.sign_transaction(tx, key)
         return SignedTx("0x" + signed.hash.hex(), bytes(signed.raw_transaction), nonce)
+
+    def fees(self) -> tuple[int, int]:
+        """What a transaction must bid now: (tip, the next block's base fee)."""
+        responses = self._rpc_batch(
+            [("eth_maxPriorityFeePerGas", []), ("eth_feeHistory", ["0x1", "latest", []])]
+        )
+        # The fee history's base fees run to the block after its last: the next one.
+        return self._tip(responses[0]), int(self._result(responses[1])["baseFeePerGas"][-1], 16)
+
+    def replacement(self, raw: bytes, fees: tuple[int, int]) -> SignedTx | None:
+        """The signed transaction ``raw`` signed again with higher fees, if it needs them.
+
+        It needs them when the next block could not take it as it is (``fees``, from
+        :meth:`fees`): its fee cap below that block's base fee (which climbs 1/8 a block while
+        blocks are full), or its tip below what the node reckons it takes now. Else None. The
+        replacement keeps the nonce, the call and the gas limit, so that at most one of the two
+        is ever mined, and bids what a new transaction would, but at least 1/8 more than the
+        old one on both fees: nodes replace a pending transaction only for 10 % more.
+        """
+        account, key = self.relayer, self._relayer_key
+        if account is None or key is None:
+            raise ConfigError("SLT_RELAYER_KEY is not set: the backend cannot send transactions")
+        old = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        tip, base_fee = fees
+        old_tip, old_cap = int(old["maxPriorityFeePerGas"]), int(old["maxFeePerGas"])
+        if old_cap >= base_fee and old_tip >= tip:
+            return None
+        new_tip = max(tip, _bumped(old_tip))
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "nonce": int(old["nonce"]),
+            "chainId": int(old["chainId"]),
+            "to": to_checksum_address(old["to"]),
+            "value": int(old["value"]),
+            "data": bytes(old["data"]),
+            "gas": int(old["gas"]),
+            "maxPriorityFeePerGas": new_tip,
+            "maxFeePerGas": max(new_tip + 2 * base_fee, _bumped(old_cap)),
+        }
+        signed = Account.sign_transaction(tx, key)
+        return SignedTx("0x" + signed.hash.hex(), bytes(signed.raw_transaction), tx["nonce"])
+
+    def _tip(self, response: RPCResponse) -> int:
+        """The tip to bid, from an answer to ``eth_maxPriorityFeePerGas``."""
+        if response.get("error") is None:
+            return int(response["result"], 16)
+        # Not every node has the method: web3 falls back to a fee-history estimate.
+        return int(self._call(lambda: self.w3.eth.max_priority_fee))
 
     def _gas_needed(self, response: RPCResponse, call: dict[str, Any]) -> int:
         """The gas ``call`` needs, from the answer to :attr:`_gas_method`; a revert raises.
@@ -613,6 +660,11 @@ def _address_bytes(address: str) -> bytes:
     if len(raw) != 20 or len(text) != 40:
         raise ValueError(f"not an address: {address!r}")
     return raw
+
+
+def _bumped(fee: int) -> int:
+    """``fee`` raised by 1/8, rounded up: enough for a node to replace a pending transaction."""
+    return fee + -(-fee // 8)
 
 
 def _hex(data: bytes) -> str:

@@ -38,6 +38,7 @@ class Settings:
     custody_address: str | None = None
     chain_timeout: float = 5.0
     confirmations: int = 0
+    tx_replace_after: float = 30.0  # seconds a transaction waits before its fees may be raised
 
     public_url: str = "http://127.0.0.1:8080"
     cors_origins: tuple[str, ...] = ()
@@ -128,6 +129,7 @@ class Settings:
             "SLT_OUTBOX_INTERVAL": self.outbox_interval,
             "SLT_CHECKPOINT_INTERVAL": self.checkpoint_interval,
             "SLT_CHAIN_TIMEOUT": self.chain_timeout,
+            "SLT_TX_REPLACE_AFTER": self.tx_replace_after,
         }
         for name, value in positive.items():
             if value <= 0:

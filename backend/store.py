@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     raw      BLOB NOT NULL,
     nonce    INTEGER NOT NULL,
     sent_at  REAL NOT NULL,
-    state    TEXT NOT NULL DEFAULT 'sent'
+    state    TEXT NOT NULL DEFAULT 'sent',
+    replaces TEXT  -- the transaction of the same nonce it replaced, fees raised (or NULL)
 );
 
 CREATE TABLE IF NOT EXISTS auth_nonces (
@@ -234,6 +235,10 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db.executescript(SCHEMA)
+        if _missing_columns(self.db):  # a store made before them: added once, writers queued
+            with self.transaction() as db:
+                for table, column, sql_type in _missing_columns(db):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
         if self.get_kv("mint_cursor") is None:  # once per store: it scans the mint jobs
             with self.transaction() as db:
                 db.execute(START_MINT_CURSOR_SQL)
@@ -670,11 +675,52 @@ class SQLiteStore:
                 [(tx_hash, i) for i in job_ids],
             )
 
-    def get_raw_tx(self, tx_hash: str) -> tuple[bytes, int] | None:
+    def get_raw_tx(self, tx_hash: str) -> tuple[bytes, int, float] | None:
+        """A recorded transaction's signed bytes, nonce and time sent."""
         row = self.db.execute(
-            "SELECT raw, nonce FROM transactions WHERE tx_hash = ?", (tx_hash,)
+            "SELECT raw, nonce, sent_at FROM transactions WHERE tx_hash = ?", (tx_hash,)
         ).fetchone()
-        return (bytes(row[0]), int(row[1])) if row else None
+        return (bytes(row[0]), int(row[1]), float(row[2])) if row else None
+
+    def record_replacement(
+        self, old_hash: str, tx_hash: str, raw: bytes, now: float, lease: tuple[str, str]
+    ) -> None:
+        """Record ``tx_hash``, signed to replace ``old_hash`` (same nonce), before broadcast;
+        the jobs waiting on the old one wait on it. Only while ``lease`` is held (see
+        :meth:`record_sent`)."""
+        with self.transaction() as db:
+            if not _holds(db, *lease, now):
+                raise LeaseLost(f"lease {lease[0]!r} is no longer held by {lease[1]}")
+            db.execute(
+                "INSERT OR REPLACE INTO transactions (tx_hash, kind, raw, nonce, sent_at, replaces)"
+                " SELECT ?, kind, ?, nonce, ?, tx_hash FROM transactions WHERE tx_hash = ?",
+                (tx_hash, raw, now, old_hash),
+            )
+            db.execute("UPDATE transactions SET state = 'replaced' WHERE tx_hash = ?", (old_hash,))
+            db.execute(
+                "UPDATE outbox SET tx_hash = ? WHERE tx_hash = ? AND state = 'sent'",
+                (tx_hash, old_hash),
+            )
+
+    def undo_replacement(self, tx_hash: str) -> bool:
+        """If ``tx_hash`` replaced a transaction, drop it and give its jobs back to that one
+        (which may still be mined); False if it replaced none."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT replaces FROM transactions WHERE tx_hash = ?", (tx_hash,)
+            ).fetchone()
+            if row is None or row[0] is None:
+                return False
+            db.execute("UPDATE transactions SET state = 'dropped' WHERE tx_hash = ?", (tx_hash,))
+            db.execute(
+                "UPDATE transactions SET state = 'sent' WHERE tx_hash = ? AND state = 'replaced'",
+                (row[0],),
+            )
+            db.execute(
+                "UPDATE outbox SET tx_hash = ? WHERE tx_hash = ? AND state = 'sent'",
+                (row[0], tx_hash),
+            )
+            return True
 
     def finish_tx(self, tx_hash: str, state: str) -> None:
         with self.transaction() as db:
@@ -789,6 +835,18 @@ class SQLiteStore:
 
 class LeaseLost(Exception):
     """The lease a write was made under has passed to another holder (or run out)."""
+
+
+# Columns added since the first schema, for a store made before them: (table, column, type).
+NEW_COLUMNS = (("transactions", "replaces", "TEXT"),)
+
+
+def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    return [
+        (table, column, sql_type)
+        for table, column, sql_type in NEW_COLUMNS
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    ]
 
 
 def _lease(db: sqlite3.Connection, name: str) -> tuple[str | None, float]:

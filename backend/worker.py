@@ -61,6 +61,7 @@ class Worker:
         mint_batch_max: int = 100,
         burn_batch_max: int = 200,
         confirmations: int = 0,
+        replace_after: float = 30.0,
     ) -> None:
         self.store = store
         self.chain = chain
@@ -68,12 +69,14 @@ class Worker:
         self.mint_batch_max = mint_batch_max
         self.burn_batch_max = burn_batch_max
         self.confirmations = confirmations
+        self.replace_after = replace_after
         self.holder = f"{os.getpid()}-{id(self)}"
         self.chain_ok = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shreds_seen = 0
         self._mints_in_flight = 0  # mint transactions without a receipt, as of the last round
+        self._fees: tuple[int, int] | None = None  # the chain's fees, asked once a round if needed
         self._following = threading.Lock()  # the outbox follows too, before its receipts
         # Mint recipients seen in Transfer events, until their CommitmentPublished arrives.
         self._mint_to: dict[int, str] = {}
@@ -191,6 +194,7 @@ class Worker:
         # another: two round trips a round rather than two per transaction in flight. A
         # transaction's jobs are read only when something is to be done with them.
         statuses = self.chain.receipt_statuses(list(awaited))
+        self._fees = None
         known = self.chain.known_transactions([h for h, s in statuses.items() if s is None])
         in_flight = 0
         for tx_hash, kind in awaited.items():
@@ -221,10 +225,13 @@ class Worker:
         if stored is None:
             self._retry(self.store.sent_jobs(tx_hash), "transaction lost")
             return
-        raw, nonce = stored
+        raw, nonce, sent_at = stored
         if known:
             # Waiting in the node's pool (or mined since its receipt was asked for): the next
-            # round sees it. Sending the same bytes again would only be refused as known.
+            # round sees it. Sending the same bytes again would only be refused as known. But
+            # if its fees fall behind the chain's, it would wait there for good: it is replaced.
+            if self.clock() - sent_at >= self.replace_after:
+                self._replace(tx_hash, raw)
             return
         used = self.chain.transaction_count(self.chain.relayer_address, "latest")
         if used > nonce:
@@ -238,6 +245,21 @@ class Worker:
             self._retry(self.store.sent_jobs(tx_hash), "transaction dropped")
             return
         self._broadcast(tx_hash, raw)
+
+    def _replace(self, tx_hash: str, raw: bytes) -> None:
+        """Sign ``tx_hash`` again (same nonce, higher fees) if its own fees no longer do."""
+        if self._fees is None:
+            self._fees = self.chain.fees()
+        replacement = self.chain.replacement(raw, self._fees)
+        if replacement is None:
+            return
+        # Recorded first, as every transaction is, and its jobs move to it: whichever of the
+        # two is mined, the follower confirms the jobs by their commitments.
+        self.store.record_replacement(
+            tx_hash, replacement.tx_hash, replacement.raw, self.clock(), (LEASE, self.holder)
+        )
+        if self._broadcast(replacement.tx_hash, replacement.raw):
+            log.info("transaction %s replaced by %s: fees raised", tx_hash, replacement.tx_hash)
 
     def _broadcast(self, tx_hash: str, raw: bytes) -> bool:
         """Send a recorded transaction; True if the node took it (or already had it).
@@ -253,6 +275,11 @@ class Worker:
             raise  # recorded: a later round sends the same bytes
         except ChainError as exc:
             log.warning("transaction %s refused by the node: %s", tx_hash, exc.description)
+            if self.store.undo_replacement(tx_hash):
+                # A replacement refused: the transaction it replaced still holds the nonce and
+                # may be mined. Its jobs wait on it again, never signed with a second nonce
+                # (that would mint their tokens twice).
+                return False
             jobs = self.store.sent_jobs(tx_hash)
             self.store.finish_tx(tx_hash, "dropped")
             self._retry(jobs, exc.description)

@@ -336,3 +336,34 @@ def test_commitments_are_found_in_one_query(chain: Chain) -> None:
     unknown = os.urandom(32)
     assert chain.find_commitments([r.commitment for r in reqs] + [unknown]) == published
     assert chain.find_commitments([unknown]) == {} and chain.find_commitments([]) == {}
+
+
+def test_a_replacement_keeps_the_call_and_raises_both_fees_by_an_eighth_at_least(
+    chain: Chain,
+) -> None:
+    signed = chain.sign_mint_batch(_requests(chain, [OTHER.address]))
+    old = TypedTransaction.from_bytes(HexBytes(signed.raw)).as_dict()
+    tip, cap = old["maxPriorityFeePerGas"], old["maxFeePerGas"]
+    assert chain.replacement(signed.raw, (tip, cap)) is None  # the next block takes it as it is
+
+    def fields(replacement: SignedTx | None) -> dict[str, Any]:
+        assert replacement is not None and replacement.nonce == signed.nonce
+        new = TypedTransaction.from_bytes(HexBytes(replacement.raw)).as_dict()
+        assert Account.recover_transaction(replacement.raw) == RELAYER.address
+        for key in ("nonce", "chainId", "to", "value", "data", "gas"):
+            assert new[key] == old[key], key
+        return new
+
+    # The base fee past its cap, by a little: the bump of 1/8 is what sets the new fees.
+    new = fields(chain.replacement(signed.raw, (tip, cap + 1)))
+    assert new["maxPriorityFeePerGas"] == tip + -(-tip // 8)
+    assert new["maxFeePerGas"] == max(
+        new["maxPriorityFeePerGas"] + 2 * (cap + 1), cap + -(-cap // 8)
+    )
+    # The market's tip past ours, by far: the new transaction bids the market.
+    new = fields(chain.replacement(signed.raw, (10 * tip, cap // 4)))
+    assert new["maxPriorityFeePerGas"] == 10 * tip
+    assert new["maxFeePerGas"] == max(10 * tip + 2 * (cap // 4), cap + -(-cap // 8))
+    # The chain's current fees, as asked.
+    market_tip, next_base_fee = chain.fees()
+    assert market_tip > 0 and next_base_fee > 0

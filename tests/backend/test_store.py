@@ -310,3 +310,19 @@ def test_a_transaction_is_recorded_only_while_its_lease_is_held(store: SQLiteSto
     ]  # fmt: skip
     row = store.db.execute("SELECT tx_hash FROM outbox WHERE id = ?", (job.id,)).fetchone()
     assert row[0] == "0x04"
+
+
+def test_a_store_from_before_replacements_gets_the_column_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = SQLiteStore(path)
+    old.db.execute("ALTER TABLE transactions DROP COLUMN replaces")  # as the old schema made it
+    old.db.execute(
+        "INSERT INTO transactions (tx_hash, kind, raw, nonce, sent_at)"
+        " VALUES ('0x1', 'mint', x'00', 0, 1)"
+    )
+    old.close()
+    stores = [SQLiteStore(path) for _ in range(2)]  # the second finds it there already
+    rows = stores[1].db.execute("SELECT tx_hash, state, replaces FROM transactions").fetchall()
+    assert [tuple(r) for r in rows] == [("0x1", "sent", None)]
+    for store in stores:
+        store.close()
