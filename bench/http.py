@@ -11,6 +11,7 @@ an earlier run's. Only 127.0.0.1 is loaded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .common import (
     Options,
     Row,
     Stack,
+    cpu_times,
     free_port,
     http_json,
     jobs_left,
@@ -41,6 +43,7 @@ from .common import (
     pct,
     reader,
     stack,
+    stolen_percent,
     wait_until,
 )
 
@@ -53,6 +56,10 @@ PROMPT = (
 BODY = json.dumps({"prompt": PROMPT, "emotion": "calm", "ttl_seconds": 3600})
 CONNECTIONS = 50
 MAX_RATE = 20_000  # requests per second: the count bound of a run is this × its seconds
+# A run during which the host gave more than this share of the CPU to other guests (steal) is
+# set aside and run again. Paced runs of the production layout, one after another: p99 18-24 ms
+# with 1-5 % stolen, 43-64 ms with 13-23 % stolen: the host's neighbours, not the code.
+STEAL_LIMIT = 5.0
 
 
 def bare_app() -> Flask:
@@ -260,21 +267,23 @@ def run(opts: Options) -> list[Row]:
         drain()
 
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in names}
-        drains = []
+        drains: list[float] = []
+        redo = Redo(opts, opts.pick(12, 0))
+
+        def one_run(name: str, delay_ms: int = 0) -> dict[str, Any]:
+            # Every run starts with the outboxes empty: its chain worker minting what an
+            # earlier run created would slow whichever server runs next.
+            drains.append(drain())
+            logs[name].mark()
+            with layouts.alone(name):
+                result = wrk(urls[name], seconds, delay_ms=delay_ms)
+            result["server_s"] = [t for s, t in logs[name].since_mark() if s == 201]
+            return result
+
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                # Every run starts with the outboxes empty: its chain worker minting what an
-                # earlier run created would slow whichever server runs next.
-                drains.append(drain())
-                logs[name].mark()
-                with layouts.alone(name):
-                    result = wrk(urls[name], seconds)
-                result["server_s"] = [t for s, t in logs[name].since_mark() if s == 201]
+                result = redo.undisturbed(functools.partial(one_run, name), f"{name} saturated")
                 runs[name].append(result)
-                opts.log(
-                    f"  http: {name} saturated {result['rps']:.0f} req/s,"
-                    f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms"
-                )
         rps = {k: median([x["rps"] for x in v]) for k, v in runs.items()}
 
         # Paced: each connection waits between requests, offering about half our throughput.
@@ -283,30 +292,50 @@ def run(opts: Options) -> list[Row]:
         paced: dict[str, list[dict[str, Any]]] = {k: [] for k in paced_names}
         for r in range(paced_rounds):
             for name in paced_names[r % 4 :] + paced_names[: r % 4]:
-                drains.append(drain())
-                logs[name].mark()
-                with layouts.alone(name):
-                    result = wrk(urls[name], seconds, delay_ms=delay_ms)
-                result["server_s"] = [t for s, t in logs[name].since_mark() if s == 201]
-                paced[name].append(result)
-                opts.log(
-                    f"  http: {name} paced {result['rps']:.0f} req/s,"
-                    f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms"
+                result = redo.undisturbed(
+                    functools.partial(one_run, name, delay_ms), f"{name} paced"
                 )
+                paced[name].append(result)
         drains.append(drain())
         watch.stop()
         gunicorn_workers = _children(masters["threads"].pid)
         chain_check = _chain_check(st, threads_db)
-    return _rows(runs, paced, rps, delay_ms, drains, watch, gunicorn_workers, chain_check)
+    return _rows(runs, paced, rps, delay_ms, drains, watch, gunicorn_workers, chain_check, redo)
+
+
+class Redo:
+    """Runs again a run the host disturbed (over ``STEAL_LIMIT`` % of the CPU stolen), at most
+    ``budget`` times in all; every run kept carries its steal, every run set aside is listed."""
+
+    def __init__(self, opts: Options, budget: int) -> None:
+        self.opts = opts
+        self.budget = budget
+        self.set_aside: list[tuple[str, float]] = []  # (which run, % stolen)
+
+    def undisturbed(self, run_once: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
+        while True:
+            before = cpu_times()
+            result = run_once()
+            steal = stolen_percent(before, cpu_times())
+            result["steal"] = steal
+            self.opts.log(
+                f"  http: {label} {result['rps']:.0f} req/s,"
+                f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms, steal {steal} %"
+            )
+            if steal is None or steal <= STEAL_LIMIT or len(self.set_aside) >= self.budget:
+                return result
+            self.set_aside.append((label, steal))
+            self.opts.log(f"  http: {label} set aside ({steal} % stolen by the host): again")
 
 
 def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:
     """What the chain and a store say about its senders after the load."""
     with closing(reader(db_path)) as db:
         txs = db.execute("SELECT state, COUNT(*) FROM transactions GROUP BY state").fetchall()
+        # A replacement (same nonce, fees raised) shares its nonce by design.
         dup = db.execute(
-            "SELECT COUNT(*) FROM (SELECT nonce FROM transactions GROUP BY nonce"
-            " HAVING COUNT(*) > 1)"
+            "SELECT COUNT(*) FROM (SELECT nonce FROM transactions WHERE replaces IS NULL"
+            " GROUP BY nonce HAVING COUNT(*) > 1)"
         ).fetchone()[0]
         minted = db.execute("SELECT COUNT(*) FROM payloads WHERE chain_token_id IS NOT NULL")
         minted_n = minted.fetchone()[0]
@@ -349,6 +378,19 @@ def _p99_spread(results: list[dict[str, Any]]) -> str:
     return f"runs {min(p99s):.1f}-{max(p99s):.1f} ms"
 
 
+def _steal_note(kept: list[float], redo: Redo) -> str:
+    """What the host took of the CPU during the runs, and which runs were run again for it."""
+    if not kept:
+        return "No steal figure on this machine."
+    aside = ", ".join(f"{label} {steal:g} %" for label, steal in redo.set_aside) or "none"
+    over = sum(1 for x in kept if x > STEAL_LIMIT)
+    return (
+        f"CPU stolen by the host during the runs kept: median {median(kept):g} %, at most"
+        f" {max(kept):g} %; runs set aside (over {STEAL_LIMIT:g} % stolen) and run again: {aside}"
+        + (f"; {over} kept over the limit, with no runs left to redo." if over else ".")
+    )
+
+
 def _rows(
     runs: dict[str, list[dict[str, Any]]],
     paced: dict[str, list[dict[str, Any]]],
@@ -358,6 +400,7 @@ def _rows(
     watch: LeaseWatch,
     workers: list[int],
     chain: dict[str, Any],
+    redo: Redo,
 ) -> list[Row]:
     sat = {k: _summary(v) for k, v in runs.items() if v}
     pac = {k: _summary(v) for k, v in paced.items()}
@@ -366,6 +409,8 @@ def _rows(
             x.pop("server_s", None)
     ratio = rps["ours"] / rps["bare"]
     errors = sat["ours"]["errors"] + pac["ours"]["errors"]
+    kept = [x["steal"] for v in (*runs.values(), *paced.values()) for x in v]
+    steal_note = _steal_note([x for x in kept if x is not None], redo)
     rows = [
         Row(
             "http",
@@ -381,10 +426,12 @@ def _rows(
                 "bare": sat["bare"],
                 "errors_ours": errors,
                 "drain_s": drains,
+                "set_aside": redo.set_aside,
                 "note": (
                     f"http: {sat['ours']['requests']:,} + {pac['ours']['requests']:,} requests"
                     f" to ours, {errors} errors; before each run every outbox was drained (the"
                     f" minting of what the last run created), in {max(drains):.1f} s at most."
+                    f" {steal_note}"
                 ),
             },
         ),
@@ -484,7 +531,9 @@ def _rows(
     ]
     holders = sorted(watch.holders)
     one = len(holders) == 1 and (not workers or int(holders[0]) in workers)
-    sane = chain["nonces_used_twice"] == 0 and not (set(chain["transactions"]) - {"mined", "sent"})
+    sane = chain["nonces_used_twice"] == 0 and not (
+        set(chain["transactions"]) - {"mined", "sent", "replaced"}
+    )
     rows.append(
         Row(
             "http",

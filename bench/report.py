@@ -55,7 +55,11 @@ baseline is measured in the same run, interleaved with ours where the two can al
   in the socket backlog. Rate limiting stays on, with limits no run reaches. The relayers are
   given a balance no run can spend: our minting is the only demand on this chain, and while it
   keeps blocks full the base fee climbs 12.5 % a block (a relayer's 10,000 ETH ran out in one
-  run of scratch set-ups).
+  run of scratch set-ups). This machine is a virtual one on a shared host, which at times takes
+  a fifth of the CPU for other guests (steal, in `/proc/stat`): a run during which it took more
+  than 5 % is set aside and run again (12 such runs at most in all), and the note above lists
+  them. Eight paced runs of the production layout one after another, to find this: p99 18-24 ms
+  in the runs with 1-5 % stolen, 43-64 ms in those with 13-23 % stolen.
 - **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
   spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
   default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
