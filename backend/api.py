@@ -92,7 +92,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _limited(limit: str, scope: str) -> Callable[[F], F]:
-    """Two budgets of ``limit``: one per wallet (or IP when anonymous) and one per IP.
+    """Two budgets of ``limit``: one per signed-in wallet and one per IP (anonymous, the IP's).
 
     Every endpoint with the same ``scope`` draws on the same budgets, so that the read limit
     bounds a wallet's reads in all, not each read endpoint separately.
@@ -104,8 +104,12 @@ def _limited(limit: str, scope: str) -> Callable[[F], F]:
         def limited(*args: Any, **kwargs: Any) -> Any:
             limiter = services().limiter
             if limiter.enabled:
-                limiter.hit(limit, wallet_scope, _wallet_key())
-                limiter.hit(limit, ip_scope, f"ip:{request.remote_addr}")
+                ip_key, wallet_key = f"ip:{request.remote_addr}", _wallet_key()
+                # Anonymous, the "wallet" is the address: its budget would be the IP's again,
+                # counted twice: one hit instead of two on every anonymous request.
+                if wallet_key != ip_key:
+                    limiter.hit(limit, wallet_scope, wallet_key)
+                limiter.hit(limit, ip_scope, ip_key)
             return fn(*args, **kwargs)
 
         return cast(F, limited)

@@ -129,6 +129,27 @@ def test_create_limit_per_ip_catches_many_wallets_and_anonymous(
     assert _create(client, {}, "10.0.0.5").status_code == 201
 
 
+def test_a_request_draws_on_a_wallet_budget_only_when_signed_in(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(start_workers=False, rate_limits_enabled=True)
+    client = app.test_client()
+    alice = _sign_in(client, WALLETS[0], "10.0.3.1")
+    limiter = app.extensions["slt"].limiter
+    counted: list[tuple[str, tuple[str, ...]]] = []
+    hit = limiter.hit
+    monkeypatch.setattr(limiter, "hit", lambda *a: (counted.append((a[1], a[2:])), hit(*a))[1])
+    assert _create(client, {}, "10.0.3.2").status_code == 201
+    # Anonymous, the "wallet" is the address: one budget, the IP's, counted once.
+    assert counted == [("create:ip", ("ip:10.0.3.2",))]
+    counted.clear()
+    assert _create(client, alice, "10.0.3.2").status_code == 201
+    assert counted == [
+        ("create:w", (f"wallet:{address_of(WALLETS[0]).lower()}",)),
+        ("create:ip", ("ip:10.0.3.2",)),
+    ]
+
+
 def test_read_limit_is_separate_from_create_and_shared_by_read_endpoints(
     limited: tuple[Flask, int, int],
 ) -> None:
