@@ -8,6 +8,7 @@ bytes, the same event arguments, the same refusals.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -367,3 +368,37 @@ def test_a_replacement_keeps_the_call_and_raises_both_fees_by_an_eighth_at_least
     # The chain's current fees, as asked.
     market_tip, next_base_fee = chain.fees()
     assert market_tip > 0 and next_base_fee > 0
+
+
+def test_proxy_settings_are_read_from_the_environment_once(
+    chain: Chain, node: Anvil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that refuses every connection: a node reached through it is unreachable.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = Chain(node.url, chain.deployment, ANVIL_KEYS[1], timeout=1.0)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = Chain(node.url, chain.deployment, ANVIL_KEYS[1], timeout=1.0)
+    monkeypatch.delenv("NO_PROXY")  # read at start: changing it later changes nothing
+    with pytest.raises(ChainUnavailable):
+        proxied.block_number()
+    assert direct.block_number() == chain.block_number()
+
+
+def test_each_thread_posts_through_a_session_of_its_own(chain: Chain) -> None:
+    sessions = chain.w3.provider._request_session_manager._explicit_session  # type: ignore[attr-defined]
+    seen: list[Any] = []
+
+    def call() -> None:
+        chain.block_number()
+        seen.append(sessions._local.session)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    call()
+    assert len({id(s) for s in seen}) == 3
+    assert not any(s.trust_env for s in seen)
