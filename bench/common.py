@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_account import Account
 from web3.types import RPCEndpoint
@@ -181,6 +181,48 @@ def stolen_percent(start: list[int], end: list[int]) -> float | None:
         return None
     spent = [b - a for a, b in zip(start, end, strict=True)]
     return round(100 * spent[7] / max(1, sum(spent)), 1)
+
+
+T = TypeVar("T")
+
+# A run during which the host gave more than this share of the CPU to other guests (steal) is
+# set aside and run again. Paced runs of the production layout, one after another: p99 18-24 ms
+# with 1-5 % stolen, 43-64 ms with 13-23 % stolen: the host's neighbours, not the code.
+STEAL_LIMIT = 5.0
+
+
+class Redo:
+    """Runs again a run the host disturbed (over ``STEAL_LIMIT`` % of the CPU stolen), at most
+    ``budget`` times in all; the runs set aside are listed, with what was stolen."""
+
+    def __init__(self, opts: Options, budget: int) -> None:
+        self.opts = opts
+        self.budget = budget
+        self.set_aside: list[tuple[str, float]] = []  # (which run, % stolen)
+
+    def undisturbed(self, run_once: Callable[[], T], label: str) -> tuple[T, float | None]:
+        """``run_once()``'s result and the CPU % stolen while it ran, from the first run that
+        was not disturbed (or the last one, once the budget is spent)."""
+        while True:
+            before = cpu_times()
+            result = run_once()
+            steal = stolen_percent(before, cpu_times())
+            if steal is None or steal <= STEAL_LIMIT or len(self.set_aside) >= self.budget:
+                return result, steal
+            self.set_aside.append((label, steal))
+            self.opts.log(f"  {label}: set aside ({steal} % stolen by the host), again")
+
+    def note(self, kept: list[float], what: str) -> str:
+        """What the host took during the ``what`` kept, and which were run again for it."""
+        if not kept:
+            return "No steal figure on this machine."
+        aside = ", ".join(f"{label} {steal:g} %" for label, steal in self.set_aside) or "none"
+        over = sum(1 for x in kept if x > STEAL_LIMIT)
+        return (
+            f"CPU stolen by the host during the {what} kept: median {median(kept):g} %, at most"
+            f" {max(kept):g} %; set aside (over {STEAL_LIMIT:g} % stolen) and run again: {aside}"
+            + (f"; {over} kept over the limit, with no runs left to redo." if over else ".")
+        )
 
 
 def rss_bytes(pid: int | None = None) -> int:

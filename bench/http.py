@@ -33,9 +33,9 @@ from .common import (
     PYTHON,
     THREADS_RELAYER,
     Options,
+    Redo,
     Row,
     Stack,
-    cpu_times,
     free_port,
     http_json,
     jobs_left,
@@ -43,7 +43,6 @@ from .common import (
     pct,
     reader,
     stack,
-    stolen_percent,
     wait_until,
 )
 
@@ -56,10 +55,6 @@ PROMPT = (
 BODY = json.dumps({"prompt": PROMPT, "emotion": "calm", "ttl_seconds": 3600})
 CONNECTIONS = 50
 MAX_RATE = 20_000  # requests per second: the count bound of a run is this × its seconds
-# A run during which the host gave more than this share of the CPU to other guests (steal) is
-# set aside and run again. Paced runs of the production layout, one after another: p99 18-24 ms
-# with 1-5 % stolen, 43-64 ms with 13-23 % stolen: the host's neighbours, not the code.
-STEAL_LIMIT = 5.0
 
 
 def bare_app() -> Flask:
@@ -282,8 +277,8 @@ def run(opts: Options) -> list[Row]:
 
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                result = redo.undisturbed(functools.partial(one_run, name), f"{name} saturated")
-                runs[name].append(result)
+                saturated = _kept(redo, functools.partial(one_run, name), f"{name} saturated")
+                runs[name].append(saturated)
         rps = {k: median([x["rps"] for x in v]) for k, v in runs.items()}
 
         # Paced: each connection waits between requests, offering about half our throughput.
@@ -292,10 +287,9 @@ def run(opts: Options) -> list[Row]:
         paced: dict[str, list[dict[str, Any]]] = {k: [] for k in paced_names}
         for r in range(paced_rounds):
             for name in paced_names[r % 4 :] + paced_names[: r % 4]:
-                result = redo.undisturbed(
-                    functools.partial(one_run, name, delay_ms), f"{name} paced"
+                paced[name].append(
+                    _kept(redo, functools.partial(one_run, name, delay_ms), f"{name} paced")
                 )
-                paced[name].append(result)
         drains.append(drain())
         watch.stop()
         gunicorn_workers = _children(masters["threads"].pid)
@@ -303,29 +297,15 @@ def run(opts: Options) -> list[Row]:
     return _rows(runs, paced, rps, delay_ms, drains, watch, gunicorn_workers, chain_check, redo)
 
 
-class Redo:
-    """Runs again a run the host disturbed (over ``STEAL_LIMIT`` % of the CPU stolen), at most
-    ``budget`` times in all; every run kept carries its steal, every run set aside is listed."""
-
-    def __init__(self, opts: Options, budget: int) -> None:
-        self.opts = opts
-        self.budget = budget
-        self.set_aside: list[tuple[str, float]] = []  # (which run, % stolen)
-
-    def undisturbed(self, run_once: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
-        while True:
-            before = cpu_times()
-            result = run_once()
-            steal = stolen_percent(before, cpu_times())
-            result["steal"] = steal
-            self.opts.log(
-                f"  http: {label} {result['rps']:.0f} req/s,"
-                f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms, steal {steal} %"
-            )
-            if steal is None or steal <= STEAL_LIMIT or len(self.set_aside) >= self.budget:
-                return result
-            self.set_aside.append((label, steal))
-            self.opts.log(f"  http: {label} set aside ({steal} % stolen by the host): again")
+def _kept(redo: Redo, run_once: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
+    """One wrk run the host did not disturb (see :class:`Redo`), with its steal."""
+    result, steal = redo.undisturbed(run_once, f"http: {label}")
+    result["steal"] = steal
+    redo.opts.log(
+        f"  http: {label} {result['rps']:.0f} req/s,"
+        f" p99 {result['latency_us']['p99'] / 1e3:.1f} ms, steal {steal} %"
+    )
+    return result
 
 
 def _chain_check(st: Stack, db_path: Path) -> dict[str, Any]:
@@ -378,19 +358,6 @@ def _p99_spread(results: list[dict[str, Any]]) -> str:
     return f"runs {min(p99s):.1f}-{max(p99s):.1f} ms"
 
 
-def _steal_note(kept: list[float], redo: Redo) -> str:
-    """What the host took of the CPU during the runs, and which runs were run again for it."""
-    if not kept:
-        return "No steal figure on this machine."
-    aside = ", ".join(f"{label} {steal:g} %" for label, steal in redo.set_aside) or "none"
-    over = sum(1 for x in kept if x > STEAL_LIMIT)
-    return (
-        f"CPU stolen by the host during the runs kept: median {median(kept):g} %, at most"
-        f" {max(kept):g} %; runs set aside (over {STEAL_LIMIT:g} % stolen) and run again: {aside}"
-        + (f"; {over} kept over the limit, with no runs left to redo." if over else ".")
-    )
-
-
 def _rows(
     runs: dict[str, list[dict[str, Any]]],
     paced: dict[str, list[dict[str, Any]]],
@@ -410,7 +377,7 @@ def _rows(
     ratio = rps["ours"] / rps["bare"]
     errors = sat["ours"]["errors"] + pac["ours"]["errors"]
     kept = [x["steal"] for v in (*runs.values(), *paced.values()) for x in v]
-    steal_note = _steal_note([x for x in kept if x is not None], redo)
+    steal_note = redo.note([x for x in kept if x is not None], "runs")
     rows = [
         Row(
             "http",

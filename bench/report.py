@@ -100,6 +100,15 @@ Sixth round (this version). The worker's reads, and the host's share of the nois
   is to be done with it), where it read every sent job, up to 800 rows four times a second.
   Minting a backlog, 12,000 tokens in 15 s, old and new worker alternating twice: worker 325
   and 352 → 296 and 301 µs of CPU per token, Anvil 100 and 113 → 88 and 88 µs.
+- **a JSON-RPC session per thread** (`backend/chain.py`) — web3 posts through `requests`,
+  whose sessions, trusting the environment, looked up proxies and read `~/.netrc` again on
+  every call: 0.87-1.12 ms of the client's CPU per `eth_blockNumber` to Anvil, against
+  0.60-0.77 ms with proxies and the CA bundle read from the environment once, at start-up
+  (2,000 calls each way, alternating twice). Every call the worker makes, and the `ownerOf` of
+  a wallet's DELETE, is that much cheaper. Each thread keeps a session of its own, as web3 does
+  (a `requests` session is not safe to share between threads).
+- **rate limits** (`backend/api.py`) — an anonymous request counted in two budgets keyed by
+  the same address (its "wallet" budget was the IP's again): it now counts in one.
 - **the host, per run** (`bench/http.py`) — eight paced runs of the production layout, one
   after another, the host's steal measured around each: p99 18.4, 21.7, 23.8 and 29.5 ms in
   the runs with 0.7-5.3 % of the CPU stolen; 43.3, 50.2, 54.0 and 64.4 ms in those with
@@ -301,15 +310,16 @@ a cold page cache, writes its pages to the WAL one system call at a time, and wa
 other worker holds the write lock. Leaving out only the secrets row: 0.57 of bare (0.52 in the
 same runs). The rest is our Python (limits, crypto, the response body, whose shape the original
 app fixed). With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
-machine more (worker and Anvil together about 0.4 ms of CPU per token since the fifth round,
-0.5 ms before). The 0.5 ratio would
+machine more (worker and Anvil together about 0.35 ms of CPU per token since the sixth round,
+0.4 ms in the fifth, 0.5 ms before). The 0.5 ratio would
 need a request about a third cheaper than now. Group commit cannot batch behind two sync
 workers (tried above); what is left on the store's side is fewer B-trees per new payload (the
 secrets keyed by the payload's row id: leaving the secrets row out entirely gained 0.05 of
 bare), and beyond it a server whose workers each take several requests at once, so that one
 process's requests can share a commit. The paced p99 with minting beside it
 is set by the minting's CPU on the same 2 cores (server-side p99 5-6 ms against 2-4 ms in the
-web tier alone), and single 6 s runs of it range from 19 to 48 ms on this machine.
+web tier alone) and by the host: single 8 s runs of it ranged from 11 to 54 ms on this machine
+with under 5 % of the CPU stolen, and to 150 ms with more.
 
 First round:
 

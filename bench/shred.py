@@ -29,6 +29,7 @@ from .common import (
     LOOPBACK,
     THREADS_RELAYER,
     Options,
+    Redo,
     Row,
     Stack,
     fmt_time,
@@ -112,6 +113,10 @@ LAYOUTS = ("ours", "threads")
 
 def run(opts: Options) -> list[Row]:
     n_delete = opts.pick(150, 10)
+    # Deletes go in rounds of `chunk`; a round the host disturbed is set aside (see Redo) and the
+    # next payloads deleted instead: `spare` more of each kind are made for it.
+    chunk = opts.pick(25, 10)
+    spare = opts.pick(3 * 25, 0)
     n_files = opts.pick(5, 2)
     n_burn = opts.pick(10, 2)
     with stack(opts, "shred") as st:
@@ -132,8 +137,8 @@ def run(opts: Options) -> list[Row]:
         for k in LAYOUTS:
             alice = _sign_in(bases[k], ALICE)
             extra = k == "ours"  # the on-disk and wallet-burn checks run on ours only
-            anon[k] = _create(bases[k], None, n_delete + (n_files if extra else 0))
-            mine[k] = _create(bases[k], alice, n_delete + (n_burn if extra else 0))
+            anon[k] = _create(bases[k], None, n_delete + spare + (n_files if extra else 0))
+            mine[k] = _create(bases[k], alice, n_delete + spare + (n_burn if extra else 0))
         for k in LAYOUTS:
             ids = [p for p, _ in anon[k] + mine[k]]
             wait_until(lambda: len(_minted(dbs[k], ids)) == len(ids), timeout=120, step=0.2)  # noqa: B023
@@ -142,32 +147,55 @@ def run(opts: Options) -> list[Row]:
         # What the wallet path spends asking the chain: the server's own ownerOf call.
         app = st.app()
         chain = app.extensions["slt"].chain
-        owner_of = []
-        for p, _ in mine["ours"][:n_delete]:
-            t0 = time.perf_counter()
-            assert chain.owner_of(token_ids[p]) is not None
-            owner_of.append(time.perf_counter() - t0)
+
+        def owner_of_each() -> list[float]:
+            out = []
+            for p, _ in mine["ours"][:n_delete]:
+                t0 = time.perf_counter()
+                assert chain.owner_of(token_ids[p]) is not None
+                out.append(time.perf_counter() - t0)
+            return out
+
+        owner_of, _ = Redo(opts, opts.pick(2, 0)).undisturbed(owner_of_each, "shred: ownerOf")
         app.extensions["slt"].store.close()
 
         # 1. DELETE, one at a time: anonymous and wallet-owned, on each layout in turn.
+        starts = iter(range(0, n_delete + spare, chunk))
+
+        def delete_round() -> dict[str, dict[str, list[float]]]:
+            start = next(starts)
+            out: dict[str, dict[str, list[float]]] = {
+                k: {"anonymous": [], "wallet": []} for k in LAYOUTS
+            }
+            for i in range(start, start + chunk):
+                for k in LAYOUTS:
+                    for payload_id, headers in (anon[k][i], mine[k][i]):
+                        kind = "wallet" if "Authorization" in headers else "anonymous"
+                        t0 = time.perf_counter()
+                        status, body = http_json(
+                            "DELETE", f"{bases[k]}/tokens/{payload_id}", None, headers
+                        )
+                        out[k][kind].append(time.perf_counter() - t0)
+                        assert status == 200, body
+                        assert _secret_gone(dbs[k], payload_id), payload_id
+            return out
+
         lat: dict[str, dict[str, list[float]]] = {
             k: {"anonymous": [], "wallet": []} for k in LAYOUTS
         }
-        for i in range(n_delete):
+        redo = Redo(opts, spare // chunk)  # as many rounds as there are spare payloads for
+        steals = []
+        while len(lat["ours"]["wallet"]) < n_delete:
+            part, steal = redo.undisturbed(delete_round, "shred: a round of deletes")
+            steals.append(steal)
             for k in LAYOUTS:
-                for payload_id, headers in (anon[k][i], mine[k][i]):
-                    kind = "wallet" if "Authorization" in headers else "anonymous"
-                    t0 = time.perf_counter()
-                    status, body = http_json(
-                        "DELETE", f"{bases[k]}/tokens/{payload_id}", None, headers
-                    )
-                    lat[k][kind].append(time.perf_counter() - t0)
-                    assert status == 200, body
-                    assert _secret_gone(dbs[k], payload_id), payload_id
+                for kind, values in part[k].items():
+                    lat[k][kind] += values
+        steal_note = redo.note([x for x in steals if x is not None], "rounds of deletes")
 
         # 2. Until no copy of the wrapped key is left in the database or WAL file.
         files: list[float] = []
-        for payload_id, headers in anon["ours"][n_delete:]:
+        for payload_id, headers in anon["ours"][n_delete + spare :]:
             needle = _wrapped_key(st, payload_id)
             assert _in_files(st, needle)
             t0 = time.perf_counter()
@@ -177,9 +205,10 @@ def run(opts: Options) -> list[Row]:
             files.append(time.perf_counter() - t0)
 
         # 3. The owner burns from their wallet; the follower (in the worker process) shreds.
-        burns = _wallet_burns(st, [(p, token_ids[p]) for p, _ in mine["ours"][n_delete:]])
+        tail = mine["ours"][n_delete + spare :]
+        burns = _wallet_burns(st, [(p, token_ids[p]) for p, _ in tail])
 
-    return _rows(lat, files, burns, owner_of)
+    return _rows(lat, files, burns, owner_of, steal_note)
 
 
 def _wallet_burns(st: Stack, tokens: list[tuple[str, int]]) -> list[dict[str, float]]:
@@ -223,6 +252,7 @@ def _rows(
     files: list[float],
     burns: list[dict[str, float]],
     owner_of: list[float],
+    steal_note: str,
 ) -> list[Row]:
     rows = []
     for kind, values in lat["ours"].items():
@@ -236,7 +266,7 @@ def _rows(
                 f"shred, wallet DELETE: before it shreds, the server asks the chain who owns the"
                 f" token (Chain.owner_of through web3, measured on the same tokens before the"
                 f" deletes): that call alone takes p50 {fmt_time(pct(owner_of, 50))}, p99"
-                f" {fmt_time(pct(owner_of, 99))} here."
+                f" {fmt_time(pct(owner_of, 99))} here. {steal_note}"
             )
         rows.append(
             Row(
