@@ -175,8 +175,8 @@ class Worker:
         # largest answer the worker reads; fetched and parsed before the follower had come
         # round, they cost as much again as the events.
         self.follow()
-        self.collect_receipts()
         try:
+            self.collect_receipts()  # a replacement is recorded under the lease too
             self.send_mints()
             self.send_burns()
             self.send_persists()

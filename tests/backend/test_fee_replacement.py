@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from slt_harness import Anvil, Clock, deploy
 
-from backend.worker import Worker
+from backend.worker import LEASE, Worker
 
 GWEI = 10**9
 
@@ -136,3 +136,33 @@ def test_a_replacement_the_node_refuses_leaves_the_jobs_on_the_first_transaction
     worker.process_outbox()
     assert _minted(worker) == 3 and _total_minted(anvil, record) == total + 3
     assert [row[2] for row in _transactions(worker)] == ["mined", "dropped"]
+
+
+def test_a_replacement_signed_after_the_lease_passed_is_neither_recorded_nor_sent(
+    make_app: Callable[..., Flask],
+    anvil: Anvil,
+    clock: Clock,
+    held: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app(start_workers=False, tx_replace_after=30)
+    worker = app.extensions["slt"].worker
+    _created(app, 1)
+    worker.process_outbox()
+    [(first, _, _, _)] = _transactions(worker)
+    _rpc(anvil, "anvil_setNextBlockBaseFeePerGas", hex(500 * GWEI))
+    clock.advance(31)
+    replacement = worker.chain.replacement
+
+    def stalled(raw: bytes, fees: tuple[int, int]) -> Any:
+        signed = replacement(raw, fees)
+        clock.advance(60)  # past the lease: another worker takes over meanwhile
+        assert worker.store.acquire_lease(LEASE, "another-worker", clock(), 10)
+        return signed
+
+    monkeypatch.setattr(worker.chain, "replacement", stalled)
+    worker.process_outbox()  # the round is given up, quietly
+    assert [(h, s) for h, _, s, _ in _transactions(worker)] == [(first, "sent")]
+    assert _rpc(anvil, "txpool_status")["pending"] == "0x1"
+    assert "outbox round given up" in caplog.text and "Traceback" not in caplog.text
