@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         saved_rows = [Row(**r) for r in saved["rows"]]
         print_table(saved_rows, saved["machine"])
         out = args.out or ROOT / "docs" / "BENCHMARKS.md"
-        write_markdown(out, saved_rows, saved["machine"])
+        write_markdown(out, saved_rows, saved["machine"], rendered_at=machine_facts()["commit"])
         print(f"wrote {out}", file=sys.stderr)
         return 0
 
