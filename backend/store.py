@@ -662,8 +662,8 @@ class SQLiteStore:
         broadcasts, and a successor finds every transaction recorded under the lease.
         """
         with self.transaction() as db:
-            if lease is not None and not _holds(db, *lease, now):
-                raise LeaseLost(f"lease {lease[0]!r} is no longer held by {lease[1]}")
+            if lease is not None:
+                _check_lease(db, lease, now)
             db.execute(
                 "INSERT OR REPLACE INTO transactions (tx_hash, kind, raw, nonce, sent_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -689,8 +689,7 @@ class SQLiteStore:
         the jobs waiting on the old one wait on it. Only while ``lease`` is held (see
         :meth:`record_sent`)."""
         with self.transaction() as db:
-            if not _holds(db, *lease, now):
-                raise LeaseLost(f"lease {lease[0]!r} is no longer held by {lease[1]}")
+            _check_lease(db, lease, now)
             db.execute(
                 "INSERT OR REPLACE INTO transactions (tx_hash, kind, raw, nonce, sent_at, replaces)"
                 " SELECT ?, kind, ?, nonce, ?, tx_hash FROM transactions WHERE tx_hash = ?",
@@ -861,6 +860,12 @@ def _lease(db: sqlite3.Connection, name: str) -> tuple[str | None, float]:
 def _holds(db: sqlite3.Connection, name: str, holder: str, now: float) -> bool:
     current, until = _lease(db, name)
     return current == holder and until > now
+
+
+def _check_lease(db: sqlite3.Connection, lease: tuple[str, str], now: float) -> None:
+    """Raise :class:`LeaseLost` unless ``lease`` (name, holder) is still held."""
+    if not _holds(db, *lease, now):
+        raise LeaseLost(f"lease {lease[0]!r} is no longer held by {lease[1]}")
 
 
 def open_jobs(db: sqlite3.Connection) -> int:
