@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
@@ -402,3 +403,17 @@ def test_each_thread_posts_through_a_session_of_its_own(chain: Chain) -> None:
     call()
     assert len({id(s) for s in seen}) == 3
     assert not any(s.trust_env for s in seen)
+
+
+def test_keys_sign_and_recover_in_libsecp256k1() -> None:
+    # eth-keys uses coincurve when it can import it and falls back to pure Python without a
+    # word: 6 ms a signature instead of 0.5 (the worker signs every batch), 6.6 ms a recovery
+    # instead of 0.1 (every sign-in).
+    from eth_keys.backends.coincurve import CoinCurveECCBackend
+
+    account = Account.from_key(ANVIL_KEYS[1])
+    assert isinstance(account._key_obj.backend, CoinCurveECCBackend)
+    signed = Account.sign_message(encode_defunct(text="slt"), account.key)
+    assert Account.recover_message(encode_defunct(text="slt"), signature=signed.signature) == (
+        account.address
+    )
