@@ -7,6 +7,7 @@ bytes, the same event arguments, the same refusals.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.typed_transactions import TypedTransaction
@@ -22,8 +24,16 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from slt_harness import ANVIL_KEYS, Anvil, deploy
 
-from backend.chain import Chain, ChainEvent, Deployment, MintRequest, SignedTx
-from backend.errors import ChainError, ChainUnavailable
+from backend.chain import (
+    MINT_BATCH_ARGS,
+    Chain,
+    ChainEvent,
+    Deployment,
+    MintRequest,
+    SignedTx,
+    _mint_batch_args,
+)
+from backend.errors import ChainError, ChainUnavailable, ConfigError
 
 RELAYER = Account.from_key(ANVIL_KEYS[1])
 OTHER = Account.from_key(ANVIL_KEYS[3])
@@ -130,6 +140,51 @@ def test_mint_batch_is_signed_as_web3_would(chain: Chain) -> None:
     burn = chain.sign_burn_batch(ids)
     _assert_as_web3(chain, burn, chain.contract.functions.burnBatch(ids))
     _send(chain, burn)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_mint_batch_arguments_are_eth_abis_to_the_byte(count: int) -> None:
+    edges = [(0, False), (2**64 - 1, True), (1_700_000_000, True)]
+    reqs = [
+        MintRequest("0x" + os.urandom(20).hex(), end, switchable, os.urandom(32))
+        for end, switchable in edges[:count]
+    ]
+    args = [(bytes.fromhex(r.to[2:]), r.end_time, r.switchable, r.commitment) for r in reqs]
+    assert _mint_batch_args(reqs) == abi_encode([MINT_BATCH_ARGS], [args])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        MintRequest("0x" + "11" * 20, 2**64, True, bytes(32)),
+        MintRequest("0x" + "11" * 20, -1, True, bytes(32)),
+        MintRequest("0x" + "11" * 20, 1.5, True, bytes(32)),  # type: ignore[arg-type]
+        MintRequest("0x" + "11" * 20, 1, 1, bytes(32)),  # type: ignore[arg-type]
+        MintRequest("0x" + "11" * 20, 1, True, bytes(31)),
+        MintRequest("0x" + "11" * 19, 1, True, bytes(32)),
+    ],
+)
+def test_mint_batch_arguments_eth_abi_would_refuse_are_refused(bad: MintRequest) -> None:
+    with pytest.raises(ValueError):
+        _mint_batch_args([bad])
+
+
+def test_a_mint_batch_of_another_shape_is_not_signed(node: Anvil, chain: Chain) -> None:
+    changed = Chain(
+        node.url,
+        dataclasses.replace(
+            chain.deployment,
+            abi=[
+                {**item, "inputs": item["inputs"][0]["components"][:3]}
+                if item.get("name") == "mintBatch"
+                else item
+                for item in chain.deployment.abi
+            ],
+        ),
+        ANVIL_KEYS[1],
+    )
+    with pytest.raises(ConfigError, match="mintBatch"):
+        changed.sign_mint_batch(_requests(chain, [OTHER.address]))
 
 
 def _answer_access_lists(
