@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import requests
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.typed_transactions import TypedTransaction
@@ -32,6 +34,7 @@ from backend.chain import (
     MintRequest,
     SignedTx,
     _mint_batch_args,
+    _word_value,
 )
 from backend.errors import ChainError, ChainUnavailable, ConfigError
 
@@ -185,6 +188,23 @@ def test_a_mint_batch_of_another_shape_is_not_signed(node: Anvil, chain: Chain) 
     )
     with pytest.raises(ConfigError, match="mintBatch"):
         changed.sign_mint_batch(_requests(chain, [OTHER.address]))
+
+
+_WORDS = [bytes(32), b"\xff" * 32, bytes(31) + b"\x01", bytes(31) + b"\x02", b"\x01" + bytes(31)]
+_WORDS += [bytes(24) + b"\xff" * 8, bytes(23) + b"\x01" + bytes(8), bytes(12) + b"\xab" * 20]
+
+
+@pytest.mark.parametrize("typ", ["uint256", "uint64", "uint8", "bytes32", "bytes4", "bool"])
+@pytest.mark.parametrize("word", _WORDS + [os.urandom(32)], ids=lambda w: w.hex()[:8])
+def test_log_words_decode_as_eth_abi_decodes_them(typ: str, word: bytes) -> None:
+    try:
+        (expected,) = abi_decode([typ], word)
+    except DecodingError:  # padding it refuses: refused here too
+        with pytest.raises(DecodingError):
+            _word_value(typ, word)
+        return
+    value = _word_value(typ, word)
+    assert value == expected and type(value) is type(expected)
 
 
 def _answer_access_lists(
