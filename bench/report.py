@@ -90,7 +90,36 @@ CHANGES = """\
 Measured with py-spy and cProfile on this machine; each change keeps the public API, the
 security properties and the test suite as they were.
 
-Sixth round (this version). The worker's reads, and the host's share of the noise:
+Seventh round (this version). The chain worker's CPU per minted token, found with py-spy on
+`python -m backend worker` minting a backlog:
+
+- **ECDSA in libsecp256k1** (`pyproject.toml`) — eth-keys signs and recovers through
+  `coincurve` when it can import it, and falls back to pure Python when it cannot: it could not,
+  so each signature took 6.1 ms (a mint batch's, 61 µs a token) and each recovery 6.6 ms (a
+  sign-in's). `coincurve` is now pinned: 0.47 and 0.10 ms; worker CPU per minted token, minting
+  a backlog, 289 and 303 → 234 and 271 µs. A test fails if eth-keys ever falls back again.
+- **mintBatch's argument encoded directly** (`backend/chain.py`) — a batch of 100
+  `(to, end, switchable, commitment)` tuples went through eth_abi's generic encoder: 25 µs a
+  token. The tuples are static, so each is four words; the values are checked as eth_abi checks
+  them (address, uint64 range, 32 bytes), and a test compares the bytes with eth_abi's for the
+  edge values. 25 → 1.2 µs a token. A deployment whose ABI's `mintBatch` is not this shape is
+  refused at start-up, so the two can never drift apart.
+- **event words decoded directly** (`backend/chain.py`) — the follower's two logs per minted
+  token (`Transfer`, `CommitmentPublished`) went through eth_abi's decoder, word by word: 16 µs a
+  token. Addresses, unsigned integers, booleans and `bytes32` are now read from their words,
+  with the padding refused where eth_abi refuses it (tests feed both the same malformed words);
+  signed integers still go through eth_abi. 16 → 8 µs a token.
+
+The three together, the old worker (the sixth round's, with coincurve installed for it too, so
+only the code differs) and the new one alternating over the same backlog, 4 rounds each: 312,
+308, 290 and 225 → 245, 221, 202 and 211 µs of worker CPU per minted token (medians 299 →
+216). In the full run above the worker took 154 µs a token (281 in the sixth round's full run)
+and Anvil 109 µs. Full runs before and after, on a host stealing under 1 % of the CPU in both
+(bare Flask answered 3,303 then 3,854 req/s, so the host was faster too; ratios compare): the
+production layout's throughput 0.39 → 0.46 of bare's, its paced p99 30.6 → 25.4 ms (single
+runs 22-51 → 20-47 ms); the web tier alone 0.53 and 0.53, 17.3 and 10.1 ms.
+
+Sixth round. The worker's reads, and the host's share of the noise:
 
 - **events before receipts** (`backend/worker.py`) — a mined batch's receipt carries the logs
   of all its tokens, the largest answer the worker reads, and it was fetched and parsed
@@ -296,30 +325,31 @@ Second round:
 - **store** — a new payload's insert touches two B-trees fewer (no `AUTOINCREMENT` on the
   outbox, whose rows are never deleted; the token id's uniqueness in a partial index).
 
-What is left. The request path alone meets both http targets (the web tier only rows); with
-the minting of what the load creates on the same 2 cores, neither is met. The request path
-alone (web tier) uses about twice bare Flask's CPU per request
-under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms beside
-both). Of the difference, the SQLite transaction (two rows, one commit, durable before the 201)
-is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
-product): the same server then answered 0.67-0.77 of bare's throughput where the real one
-answered 0.47-0.58 in the same runs, with 130-240 µs less CPU per request, user and system
-time alike, and a saturated p99 of 24-27 ms instead of 38-40 ms. That is two to three times
-what the insert costs in one process (65-88 µs): under gunicorn every transaction starts with
-a cold page cache, writes its pages to the WAL one system call at a time, and waits while the
-other worker holds the write lock. Leaving out only the secrets row: 0.57 of bare (0.52 in the
-same runs). The rest is our Python (limits, crypto, the response body, whose shape the original
-app fixed). With the chain worker on the same 2 cores, minting at that rate takes a quarter of the
-machine more (worker and Anvil together about 0.35 ms of CPU per token since the sixth round,
-0.4 ms in the fifth, 0.5 ms before). The 0.5 ratio would
-need a request about a third cheaper than now. Group commit cannot batch behind two sync
-workers (tried above); what is left on the store's side is fewer B-trees per new payload (the
-secrets keyed by the payload's row id: leaving the secrets row out entirely gained 0.05 of
-bare), and beyond it a server whose workers each take several requests at once, so that one
-process's requests can share a commit. The paced p99 with minting beside it
-is set by the minting's CPU on the same 2 cores (server-side p99 5-6 ms against 2-4 ms in the
-web tier alone) and by the host: single 8 s runs of it ranged from 11 to 54 ms on this machine
-with under 5 % of the CPU stolen, and to 150 ms with more.
+What is left (written in the fifth round; the seventh round's figures are above). The request path
+alone meets both http targets (the web tier only rows); with the minting of what the load creates on
+the same 2 cores, neither is met (0.46 of bare, and a paced p99 of 25.4 ms, in the seventh round).
+The request path alone (web tier) uses about twice bare Flask's CPU per request under gunicorn (0.91
+vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms beside both). Of the difference,
+the SQLite transaction (two rows, one commit, durable before the 201) is the largest part. Measured
+by leaving it out (an experiment on a scratch checkout, not a product): the same server then
+answered 0.67-0.77 of bare's throughput where the real one answered 0.47-0.58 in the same runs, with
+130-240 µs less CPU per request, user and system time alike, and a saturated p99 of 24-27 ms instead
+of 38-40 ms. That is two to three times what the insert costs in one process (65-88 µs): under
+gunicorn every transaction starts with a cold page cache, writes its pages to the WAL one system
+call at a time, and waits while the other worker holds the write lock. Leaving out only the secrets
+row: 0.57 of bare (0.52 in the same runs). The rest is our Python (limits, crypto, the response
+body, whose shape the original app fixed). With the chain worker on the same 2 cores, minting takes
+a tenth of the machine more at the chain's 800 tokens a second (worker and Anvil together about 0.26
+ms of CPU per token in the seventh round, 0.35 ms in the sixth, 0.4 ms in the fifth, 0.5 ms before).
+The 0.5 ratio would need about 9 % more throughput than the seventh round's, i.e. a request and its
+share of the minting together about 8 % cheaper (in the fifth round it needed a request a third
+cheaper). Group commit cannot batch behind two sync workers (tried above); what is left on the
+store's side is fewer B-trees per new payload (the secrets keyed by the payload's row id: leaving
+the secrets row out entirely gained 0.05 of bare), and beyond it a server whose workers each take
+several requests at once, so that one process's requests can share a commit. The paced p99 with
+minting beside it is set by the minting's CPU on the same 2 cores (server-side p99 5-6 ms against
+2-4 ms in the web tier alone) and by the host: single 8 s runs of it ranged from 11 to 54 ms on this
+machine with under 5 % of the CPU stolen, and to 150 ms with more.
 
 First round:
 
