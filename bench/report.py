@@ -119,6 +119,15 @@ and Anvil 109 µs. Full runs before and after, on a host stealing under 1 % of t
 production layout's throughput 0.39 → 0.46 of bare's, its paced p99 30.6 → 25.4 ms (single
 runs 22-51 → 20-47 ms); the web tier alone 0.53 and 0.53, 17.3 and 10.1 ms.
 
+Tried and not kept: who yields the CPU, measured again with the cheaper worker. Production layout,
+one 8 s saturated and one paced run per set-up in turn, 4 rounds, Anvil in a session of its own:
+the worker's session at niceness 19 instead of 10 answered 1,495-1,870 req/s against 1,704-1,965
+(paced p99 28-40 ms against 15-40 ms): starved, it is preempted while it holds the writer lock,
+and requests wait behind it. Anvil's session at 19: 1,582-2,198 req/s, paced p99 16-37 ms, within
+the default's spread. A second set, the worker's session at 0, 5 and 10, ran while the host
+slowed (bare-like runs fell to 1,000 req/s with under 2 % stolen) and ranked the three differently
+in every round. The default stays at 10.
+
 Sixth round. The worker's reads, and the host's share of the noise:
 
 - **events before receipts** (`backend/worker.py`) — a mined batch's receipt carries the logs
