@@ -60,6 +60,11 @@ baseline is measured in the same run, interleaved with ours where the two can al
   than 5 % is set aside and run again (12 such runs at most in all), and the note above lists
   them. Eight paced runs of the production layout one after another, to find this: p99 18-24 ms
   in the runs with 1-5 % stolen, 43-64 ms in those with 13-23 % stolen.
+  After the runs, the *threads* set-up's sending is checked: who held the chain-worker lease
+  (sampled 4 times a second), no nonce shared by two transactions that reached the node (a
+  replacement, or one the node refused and that was signed again, leaves its nonce to the
+  next), every refusal about fees rather than nonces (logged by the server), and the tokens on
+  chain equal to the payloads the stores minted (none minted twice).
 - **mint** — the store is filled with more payloads than the run can mint (half anonymous, half
   spread over 500 wallets), then `python -m backend worker` mints them on Anvil (1 s blocks,
   default block gas limit). The rate is the growth of the contract's `totalMinted()` over the
@@ -118,6 +123,16 @@ and Anvil 109 µs. Full runs before and after, on a host stealing under 1 % of t
 (bare Flask answered 3,303 then 3,854 req/s, so the host was faster too; ratios compare): the
 production layout's throughput 0.39 → 0.46 of bare's, its paced p99 30.6 → 25.4 ms (single
 runs 22-51 → 20-47 ms); the web tier alone 0.53 and 0.53, 17.3 and 10.1 ms.
+
+- **the benchmark's check of the threads set-up** (`bench/http.py`) — a second full run failed
+  it with one lease holder throughout and 69,860 payloads minted once each: one of 738
+  transactions had been refused by the node and dropped, and its jobs signed again with the
+  nonce it left free, which the check counted as a nonce used twice. That is the worker doing
+  what it should (a node that refuses bytes refuses them every time). The check now leaves out
+  dropped transactions, requires each drop to have a logged refusal about fees (one about the
+  nonce would mean a second sender), and compares the tokens on chain with the payloads the
+  stores minted, which the old check did not look at (a payload minted twice under two
+  nonces would have passed it).
 
 Tried and not kept: who yields the CPU, measured again with the cheaper worker. Production layout,
 one 8 s saturated and one paced run per set-up in turn, 4 rounds, Anvil in a session of its own:
