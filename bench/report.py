@@ -122,7 +122,11 @@ only the code differs) and the new one alternating over the same backlog, 4 roun
 and Anvil 109 µs. Full runs before and after, on a host stealing under 1 % of the CPU in both
 (bare Flask answered 3,303 then 3,854 req/s, so the host was faster too; ratios compare): the
 production layout's throughput 0.39 → 0.46 of bare's, its paced p99 30.6 → 25.4 ms (single
-runs 22-51 → 20-47 ms); the web tier alone 0.53 and 0.53, 17.3 and 10.1 ms.
+runs 22-51 → 20-47 ms); the web tier alone 0.53 and 0.53, 17.3 and 10.1 ms. Two more full runs
+of the same code later that day, under 0.2 % stolen but on a host whose speed moved by more than
+the change (bare Flask 3,133 and 3,989 req/s; the web tier's paced p99 15.9 and 37.8 ms): 0.42
+and 0.42 of bare, paced p99 39.3 and 45.7 ms; worker 195 µs and Anvil 129 µs a token in the
+second. The figures above are the last of the three.
 
 - **the benchmark's check of the threads set-up** (`bench/http.py`) — a second full run failed
   it with one lease holder throughout and 69,860 payloads minted once each: one of 738
@@ -351,29 +355,29 @@ Second round:
 
 What is left (written in the fifth round; the seventh round's figures are above). The request path
 alone meets both http targets (the web tier only rows); with the minting of what the load creates on
-the same 2 cores, neither is met (0.46 of bare, and a paced p99 of 25.4 ms, in the seventh round).
-The request path alone (web tier) uses about twice bare Flask's CPU per request under gunicorn (0.91
-vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms beside both). Of the difference,
-the SQLite transaction (two rows, one commit, durable before the 201) is the largest part. Measured
-by leaving it out (an experiment on a scratch checkout, not a product): the same server then
-answered 0.67-0.77 of bare's throughput where the real one answered 0.47-0.58 in the same runs, with
-130-240 µs less CPU per request, user and system time alike, and a saturated p99 of 24-27 ms instead
-of 38-40 ms. That is two to three times what the insert costs in one process (65-88 µs): under
-gunicorn every transaction starts with a cold page cache, writes its pages to the WAL one system
-call at a time, and waits while the other worker holds the write lock. Leaving out only the secrets
-row: 0.57 of bare (0.52 in the same runs). The rest is our Python (limits, crypto, the response
-body, whose shape the original app fixed). With the chain worker on the same 2 cores, minting takes
-a tenth of the machine more at the chain's 800 tokens a second (worker and Anvil together about 0.26
-ms of CPU per token in the seventh round, 0.35 ms in the sixth, 0.4 ms in the fifth, 0.5 ms before).
-The 0.5 ratio would need about 9 % more throughput than the seventh round's, i.e. a request and its
-share of the minting together about 8 % cheaper (in the fifth round it needed a request a third
-cheaper). Group commit cannot batch behind two sync workers (tried above); what is left on the
-store's side is fewer B-trees per new payload (the secrets keyed by the payload's row id: leaving
-the secrets row out entirely gained 0.05 of bare), and beyond it a server whose workers each take
-several requests at once, so that one process's requests can share a commit. The paced p99 with
-minting beside it is set by the minting's CPU on the same 2 cores (server-side p99 5-6 ms against
-2-4 ms in the web tier alone) and by the host: single 8 s runs of it ranged from 11 to 54 ms on this
-machine with under 5 % of the CPU stolen, and to 150 ms with more.
+the same 2 cores, neither is met (0.42-0.46 of bare, and a paced p99 of 25-46 ms, in the seventh
+round's three full runs). The request path alone (web tier) uses about twice bare Flask's CPU per
+request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
+beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
+201) is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
+product): the same server then answered 0.67-0.77 of bare's throughput where the real one answered
+0.47-0.58 in the same runs, with 130-240 µs less CPU per request, user and system time alike, and a
+saturated p99 of 24-27 ms instead of 38-40 ms. That is two to three times what the insert costs in
+one process (65-88 µs): under gunicorn every transaction starts with a cold page cache, writes its
+pages to the WAL one system call at a time, and waits while the other worker holds the write lock.
+Leaving out only the secrets row: 0.57 of bare (0.52 in the same runs). The rest is our Python
+(limits, crypto, the response body, whose shape the original app fixed). With the chain worker on
+the same 2 cores, minting takes a tenth of the machine more at the chain's 800 tokens a second
+(worker and Anvil together about 0.26 ms of CPU per token in the seventh round, 0.35 ms in the
+sixth, 0.4 ms in the fifth, 0.5 ms before). The 0.5 ratio would need about 9 % more throughput than
+the seventh round's, i.e. a request and its share of the minting together about 8 % cheaper (in the
+fifth round it needed a request a third cheaper). Group commit cannot batch behind two sync workers
+(tried above); what is left on the store's side is fewer B-trees per new payload (the secrets keyed
+by the payload's row id: leaving the secrets row out entirely gained 0.05 of bare), and beyond it a
+server whose workers each take several requests at once, so that one process's requests can share a
+commit. The paced p99 with minting beside it is set by the minting's CPU on the same 2 cores
+(server-side p99 5-6 ms against 2-4 ms in the web tier alone) and by the host: single 8 s runs of it
+ranged from 11 to 54 ms on this machine with under 5 % of the CPU stolen, and to 150 ms with more.
 
 First round:
 
