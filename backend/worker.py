@@ -41,6 +41,9 @@ ZERO = "0x" + "00" * 20
 LEASE, LEASE_TTL = "chain-worker", 10.0  # seconds a holder keeps the lease without renewing it
 MAX_BACKOFF = 60.0
 REVERTED = "transaction reverted"  # a job's last error when its transaction was mined, reverted
+# Logged (a warning) when the node refuses a transaction's bytes: it is dropped, its jobs signed
+# again. The benchmarks read these lines back.
+REFUSED_BY_NODE = "refused by the node"
 # A token whose end is this close when its mint is sent would expire before inclusion.
 MINT_MARGIN = 2
 # Mint transactions sent and not yet mined, at most. A 30M-gas block holds about 8 batches of
@@ -274,7 +277,7 @@ class Worker:
         except ChainUnavailable:
             raise  # recorded: a later round sends the same bytes
         except ChainError as exc:
-            log.warning("transaction %s refused by the node: %s", tx_hash, exc.description)
+            log.warning("transaction %s %s: %s", tx_hash, REFUSED_BY_NODE, exc.description)
             if self.store.undo_replacement(tx_hash):
                 # A replacement refused: the transaction it replaced still holds the nonce and
                 # may be mined. Its jobs wait on it again, never signed with a second nonce

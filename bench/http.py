@@ -28,6 +28,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from backend.worker import REFUSED_BY_NODE
+
 from .common import (
     LOOPBACK,
     PYTHON,
@@ -336,17 +338,17 @@ def _chain_check(st: Stack, db_path: Path, log_path: Path, stores: list[Path]) -
             " WHERE replaces IS NULL AND state != 'dropped' GROUP BY nonce HAVING COUNT(*) > 1)"
         ).fetchone()[0]
         total = db.execute("SELECT COUNT(*) FROM payloads").fetchone()[0]
-    minted = {}
+    minted = 0
     for path in stores:
         # Minted, or sent in a mint whose events the store has not read: the web tier only's
         # worker may have sent the mint of the warm-up request, and reads events once an hour.
         with closing(reader(path)) as db:
-            row = db.execute(MINTED_OR_SENT_SQL)
-            minted[str(path)] = int(row.fetchone()[0])
+            minted += int(db.execute(MINTED_OR_SENT_SQL).fetchone()[0])
+    marker = f"{REFUSED_BY_NODE}: "
     refusals = [
-        line.split("refused by the node: ", 1)[1].strip()
+        line.split(marker, 1)[1].strip()
         for line in log_path.read_text(errors="replace").splitlines()
-        if "refused by the node: " in line
+        if marker in line
     ]
     contract = st.anvil.w3().eth.contract(address=st.record["address"], abi=st.record["abi"])
     return {
@@ -357,8 +359,7 @@ def _chain_check(st: Stack, db_path: Path, log_path: Path, stores: list[Path]) -
             "nonce" in r.lower() or "underpriced" in r.lower() for r in refusals
         ),
         "payloads": total,
-        "minted_in_store": minted[str(db_path)],
-        "minted_in_stores": sum(minted.values()),
+        "minted_in_stores": minted,
         "minted_on_chain": int(contract.functions.totalMinted().call()),
     }
 
