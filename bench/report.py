@@ -95,7 +95,38 @@ CHANGES = """\
 Measured with py-spy and cProfile on this machine; each change keeps the public API, the
 security properties and the test suite as they were.
 
-Seventh round (this version). The chain worker's CPU per minted token, found with py-spy on
+Eighth round (this version). What set the paced p99 with the minting beside the requests, found
+by tracing the production layout under the paced load in 50 ms windows: every request's latency
+(from a client of our own), each process's CPU time and run-queue wait (`/proc/<pid>/task/*/
+schedstat`), every writer-lock wait and hold, and every worker round's CPU:
+
+- **the worker's bursts** (`backend/worker.py`) — latency spikes of 30-65 ms came about once a
+  second, in the 50-150 ms after each block, while the outbox's round applied the block's events
+  (up to 57 ms of CPU) and sent the batches that refill the node's pool (a round took up to
+  109 ms of CPU, 205 ms of wall time). Meanwhile the two gunicorn workers spent half their time
+  waiting on the run queue while the worker ran 0.8 of a core, niceness 10 notwithstanding
+  (CPU-bound loops pinned to one core do get their shares: 2.67, 0.29 and 0.04 s of CPU in 3 s
+  at niceness 0, 10 and 19; bursts on two cores do not). The writer lock was not it: the
+  requests' holds had a p50 of 0.15 ms, the follower's at most 3.9 ms. A worker thread that has
+  used 4 ms of CPU since its last pause now pauses, between two batches (a mint transaction
+  sent, a chunk of events landed) and never inside a transaction, for three times as long: at
+  most a quarter of a core per thread, still about 1,400 mints a second. And new payloads'
+  mint jobs are queued a batch at a time (eight batches' worth in one transaction held the
+  writer lock for up to 10 ms). The pause ratio switched between runs on one stack, 0 (before),
+  1 and 3 in turn, 5 rounds of one 8 s saturated and one paced wrk run each: paced p99 medians
+  24.5, 20.0 and 12.6 ms (single runs 11.9-33.5, 12.5-32.2 and 8.6-21.0 ms); saturated 1,611,
+  1,559 and 1,590 req/s, the same within the noise. With our own client (which takes a third of
+  a core itself, so its figures run higher): 32.2-58.1 ms before (8 runs), 10.1-13.1 ms after
+  (3 runs), the web tier alone 9.0 and 9.5 ms. Minting a backlog: 800 tokens a second, 94 % of
+  the ceiling, as before (worker 186 µs of CPU a token). Full runs after it: paced p99 11.1 and
+  22.4 ms (the seventh round's three: 25.4, 39.3 and 45.7 ms), `make run`'s layout 15.9 and
+  28.1 ms (54.9 before), throughput 0.42 and 0.47 of bare's, the web tier alone 0.52 and 0.57.
+- Tried and not kept: the worker at a lower priority instead. With our own client, 3 runs each:
+  niceness 0: 40.5-47.2 ms, 10: 32.2-47.9 ms, 19: 21.4-36.6 ms, `SCHED_IDLE`: 23.7-28.5 ms; but
+  with wrk, 10 and 19 alternating on one stack over 5 rounds, paced p99 medians 36.8 and 37.3
+  ms. Pausing works whatever the scheduler does with priorities.
+
+Seventh round. The chain worker's CPU per minted token, found with py-spy on
 `python -m backend worker` minting a backlog:
 
 - **ECDSA in libsecp256k1** (`pyproject.toml`) — eth-keys signs and recovers through
@@ -353,10 +384,11 @@ Second round:
 - **store** — a new payload's insert touches two B-trees fewer (no `AUTOINCREMENT` on the
   outbox, whose rows are never deleted; the token id's uniqueness in a partial index).
 
-What is left (written in the fifth round; the seventh round's figures are above). The request path
-alone meets both http targets (the web tier only rows); with the minting of what the load creates on
-the same 2 cores, neither is met (0.42-0.46 of bare, and a paced p99 of 25-46 ms, in the seventh
-round's three full runs). The request path alone (web tier) uses about twice bare Flask's CPU per
+What is left (written in the fifth round, brought up to date in the eighth). The paced p99 is met
+with the minting beside the requests since the eighth round (11.1 and 22.4 ms in its full runs; the
+host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of bare's with
+the minting of what the load creates on the same 2 cores, 0.52-0.57 for the request path alone
+(the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU per
 request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
 beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
 201) is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
@@ -375,9 +407,10 @@ fifth round it needed a request a third cheaper). Group commit cannot batch behi
 (tried above); what is left on the store's side is fewer B-trees per new payload (the secrets keyed
 by the payload's row id: leaving the secrets row out entirely gained 0.05 of bare), and beyond it a
 server whose workers each take several requests at once, so that one process's requests can share a
-commit. The paced p99 with minting beside it is set by the minting's CPU on the same 2 cores
-(server-side p99 5-6 ms against 2-4 ms in the web tier alone) and by the host: single 8 s runs of it
-ranged from 11 to 54 ms on this machine with under 5 % of the CPU stolen, and to 150 ms with more.
+commit. Until the eighth round the paced p99 with minting beside it was set by the worker's bursts
+on the same 2 cores (above); it is now about the web tier's own, which the host moves: single 8 s
+runs of either ranged from 7 to 38 ms on this machine with under 5 % of the CPU stolen, and to
+150 ms with more.
 
 First round:
 
