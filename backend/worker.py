@@ -156,11 +156,16 @@ class Worker:
     def _pace(self) -> None:
         """Pause if this thread has run ``CPU_BURST`` on the CPU since its last pause (or since
         its round began): for ``PAUSE_PER_CPU_SECOND`` times that long, cut short by :meth:`stop`.
+
+        Pauses make a long round longer (a follower catching up on many blocks): the lease is
+        renewed after each, and :class:`LeaseLost` ends the round if it has passed to another.
         """
         now = time.thread_time()
         used = now - getattr(self._cpu_mark, "at", now)
         if used >= CPU_BURST:
             self._stop.wait(used * PAUSE_PER_CPU_SECOND)
+            if not self._leader():
+                raise LeaseLost(f"lease {LEASE!r} passed to another holder during a pause")
             self._cpu_mark.at = time.thread_time()
 
     def _leader(self) -> bool:
@@ -430,7 +435,11 @@ class Worker:
         if not self._leader():
             return 0
         with self._following:  # the follower's thread and the outbox's round
-            return self._follow()
+            try:
+                return self._follow()
+            except LeaseLost as exc:  # what landed stays (applying an event twice is harmless)
+                log.warning("follower round given up: %s", exc)
+                return 0
 
     def _follow(self) -> int:
         head = self.chain.confirmed_block(self.confirmations)

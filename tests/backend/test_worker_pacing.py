@@ -12,7 +12,7 @@ from flask import Flask
 
 from backend import worker as worker_module
 from backend.store import SQLiteStore
-from backend.worker import CPU_BURST, PAUSE_PER_CPU_SECOND, Worker
+from backend.worker import CPU_BURST, LEASE, PAUSE_PER_CPU_SECOND, Worker
 
 
 def _burn_cpu(seconds: float) -> None:
@@ -124,3 +124,39 @@ def test_the_outbox_and_the_follower_pause_between_batches_never_holding_the_wri
         assert [p[1] for p in pauses[2:]] == [5, 10, 15, 20, 25]
     finally:
         other.close()
+
+
+def test_a_round_whose_lease_passed_to_another_during_a_pause_is_given_up(
+    make_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app(start_workers=False, mint_batch_max=10)
+    worker: Worker = app.extensions["slt"].worker
+    store = worker.store
+    worker.follow()  # past the events of other tests' tokens on this chain
+    client = app.test_client()
+    for i in range(20):
+        assert client.post("/generate", json={"prompt": f"lease {i}"}).status_code == 201
+    worker.process_outbox()  # two batches sent (and mined), their events not yet applied
+    cursor = store.get_kv("follower_block")
+    monkeypatch.setattr(worker_module, "EVENTS_PER_TRANSACTION", 10)
+    monkeypatch.setattr(worker_module, "CPU_BURST", 0.0)  # every unit of work ends in a pause
+
+    def another_holder_takes_over(timeout: float | None = None) -> bool:
+        with store.transaction() as db:  # as if this process had stalled past its lease
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                (f"lease:{LEASE}", f"other-1@{time.time() + 3600}"),
+            )
+        return False
+
+    monkeypatch.setattr(worker._stop, "wait", another_holder_takes_over)
+    assert worker.follow() == 0
+    assert "follower round given up" in caplog.text
+    # The chunk before the pause landed; the cursor stays, so the new holder reads them all.
+    minted = store.db.execute(
+        "SELECT COUNT(*) FROM payloads WHERE chain_token_id IS NOT NULL"
+    ).fetchone()[0]
+    assert minted == 5
+    assert store.get_kv("follower_block") == cursor
