@@ -118,9 +118,14 @@ schedstat`), every writer-lock wait and hold, and every worker round's CPU:
   1,559 and 1,590 req/s, the same within the noise. With our own client (which takes a third of
   a core itself, so its figures run higher): 32.2-58.1 ms before (8 runs), 10.1-13.1 ms after
   (3 runs), the web tier alone 9.0 and 9.5 ms. Minting a backlog: 800 tokens a second, 94 % of
-  the ceiling, as before (worker 186 µs of CPU a token). Full runs after it: paced p99 11.1 and
-  22.4 ms (the seventh round's three: 25.4, 39.3 and 45.7 ms), `make run`'s layout 15.9 and
-  28.1 ms (54.9 before), throughput 0.42 and 0.47 of bare's, the web tier alone 0.52 and 0.57.
+  the ceiling, as before (worker 186 µs of CPU a token). Three full runs after it (the http
+  benchmark alone, then the whole): paced p99 11.1, 22.4 and 21.9 ms (the seventh round's
+  three: 25.4, 39.3 and 45.7 ms), `make run`'s layout 15.9, 28.1 and 28.8 ms (54.9 before);
+  throughput 0.42, 0.47 and 0.43 of bare's, the web tier alone 0.52, 0.57 and 0.51. The figures
+  above are the last of the three.
+- **a pause renews the lease** (`backend/worker.py`) — pauses make a long round longer (a
+  follower catching up on many blocks, four times its CPU time): after each, the chain-worker
+  lease is renewed, and a round whose lease has passed to another holder meanwhile is given up.
 - Tried and not kept: the worker at a lower priority instead. With our own client, 3 runs each:
   niceness 0: 40.5-47.2 ms, 10: 32.2-47.9 ms, 19: 21.4-36.6 ms, `SCHED_IDLE`: 23.7-28.5 ms; but
   with wrk, 10 and 19 alternating on one stack over 5 rounds, paced p99 medians 36.8 and 37.3
@@ -385,10 +390,10 @@ Second round:
   outbox, whose rows are never deleted; the token id's uniqueness in a partial index).
 
 What is left (written in the fifth round, brought up to date in the eighth). The paced p99 is met
-with the minting beside the requests since the eighth round (11.1 and 22.4 ms in its full runs; the
-host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of bare's with
-the minting of what the load creates on the same 2 cores, 0.52-0.57 for the request path alone
-(the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU per
+with the minting beside the requests since the eighth round (11.1, 22.4 and 21.9 ms in its full
+runs; the host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of
+bare's with the minting of what the load creates on the same 2 cores, 0.51-0.57 for the request
+path alone (the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU per
 request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
 beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
 201) is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
