@@ -393,9 +393,9 @@ What is left (written in the fifth round, brought up to date in the eighth). The
 with the minting beside the requests since the eighth round (11.1, 22.4 and 21.9 ms in its full
 runs; the host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of
 bare's with the minting of what the load creates on the same 2 cores, 0.51-0.57 for the request
-path alone (the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU per
-request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
-beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
+path alone (the web tier only row). The request path alone (web tier) uses about twice bare
+Flask's CPU per request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement,
+wrk's 0.1 ms beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
 201) is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
 product): the same server then answered 0.67-0.77 of bare's throughput where the real one answered
 0.47-0.58 in the same runs, with 130-240 µs less CPU per request, user and system time alike, and a
