@@ -392,10 +392,10 @@ Second round:
 What is left (written in the fifth round, brought up to date in the eighth). The paced p99 is met
 with the minting beside the requests since the eighth round (11.1, 22.4 and 21.9 ms in its full
 runs; the host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of
-bare's with the minting of what the load creates on the same 2 cores, 0.51-0.57 for the request
-path alone (the web tier only row). The request path alone (web tier) uses about twice bare
-Flask's CPU per request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement,
-wrk's 0.1 ms beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
+bare's with the minting of what the load creates on the same 2 cores, 0.51-0.57 for the request path
+alone (the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU
+per request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
+beside both). Of the difference, the SQLite transaction (two rows, one commit, durable before the
 201) is the largest part. Measured by leaving it out (an experiment on a scratch checkout, not a
 product): the same server then answered 0.67-0.77 of bare's throughput where the real one answered
 0.47-0.58 in the same runs, with 130-240 µs less CPU per request, user and system time alike, and a
@@ -414,8 +414,8 @@ by the payload's row id: leaving the secrets row out entirely gained 0.05 of bar
 server whose workers each take several requests at once, so that one process's requests can share a
 commit. Until the eighth round the paced p99 with minting beside it was set by the worker's bursts
 on the same 2 cores (above); it is now about the web tier's own, which the host moves: single 8 s
-runs of either ranged from 7 to 38 ms on this machine with under 5 % of the CPU stolen, and to
-150 ms with more.
+runs of either ranged from 7 to 38 ms on this machine with under 5 % of the CPU stolen, and to 150
+ms with more.
 
 First round:
 
