@@ -35,6 +35,18 @@ def _worker(make_app: Callable[..., Flask]) -> Worker:
     return worker
 
 
+def _worker_with_payloads(make_app: Callable[..., Flask], n: int) -> Worker:
+    """A worker without threads (rounds run by the test), mint batches of 10, and ``n`` new
+    payloads; its follower already past the events of other tests' tokens on this chain."""
+    app = make_app(start_workers=False, mint_batch_max=10)
+    worker: Worker = app.extensions["slt"].worker
+    worker.follow()
+    client = app.test_client()
+    for i in range(n):
+        assert client.post("/generate", json={"prompt": f"pace {i}"}).status_code == 201
+    return worker
+
+
 def test_a_thread_pauses_in_proportion_to_the_cpu_it_has_just_used(
     make_app: Callable[..., Flask],
 ) -> None:
@@ -93,13 +105,8 @@ def test_stopping_the_worker_cuts_a_pause_short(
 def test_the_outbox_and_the_follower_pause_between_batches_never_holding_the_writer_lock(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(start_workers=False, mint_batch_max=10)
-    worker: Worker = app.extensions["slt"].worker
+    worker = _worker_with_payloads(make_app, 25)  # three mint batches: 10, 10 and 5
     store = worker.store
-    worker.follow()  # past the events of other tests' tokens on this chain
-    client = app.test_client()
-    for i in range(25):  # three mint batches: 10, 10 and 5
-        assert client.post("/generate", json={"prompt": f"pace {i}"}).status_code == 201
     monkeypatch.setattr(worker_module, "EVENTS_PER_TRANSACTION", 10)
     other = SQLiteStore(store.path)  # another writer, as an API process is
     pauses: list[tuple[int, int]] = []
@@ -131,13 +138,8 @@ def test_a_round_whose_lease_passed_to_another_during_a_pause_is_given_up(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = make_app(start_workers=False, mint_batch_max=10)
-    worker: Worker = app.extensions["slt"].worker
+    worker = _worker_with_payloads(make_app, 20)
     store = worker.store
-    worker.follow()  # past the events of other tests' tokens on this chain
-    client = app.test_client()
-    for i in range(20):
-        assert client.post("/generate", json={"prompt": f"lease {i}"}).status_code == 201
     worker.process_outbox()  # two batches sent (and mined), their events not yet applied
     cursor = store.get_kv("follower_block")
     monkeypatch.setattr(worker_module, "EVENTS_PER_TRANSACTION", 10)
