@@ -116,7 +116,7 @@ schedstat`), every writer-lock wait and hold, and every worker round's CPU:
   1 and 3 in turn, 5 rounds of one 8 s saturated and one paced wrk run each: paced p99 medians
   24.5, 20.0 and 12.6 ms (single runs 11.9-33.5, 12.5-32.2 and 8.6-21.0 ms); saturated 1,611,
   1,559 and 1,590 req/s, the same within the noise. With our own client (which takes a third of
-  a core itself, so its figures run higher): 32.2-58.1 ms before (8 runs), 10.1-13.1 ms after
+  a core itself, so its figures run higher): 32.2-58.1 ms before (9 runs), 10.1-13.1 ms after
   (3 runs), the web tier alone 9.0 and 9.5 ms. Minting a backlog: 800 tokens a second, 94 % of
   the ceiling, as before (worker 186 µs of CPU a token). Three full runs after it (the http
   benchmark alone, then the whole): paced p99 11.1, 22.4 and 21.9 ms (the seventh round's
