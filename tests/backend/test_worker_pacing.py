@@ -1,24 +1,43 @@
 """The chain worker's threads pause after a burst of CPU work, between batches, so that a
-block's events or a backlog of mints never takes a core from the API processes for long."""
+block's events or a backlog of mints never takes a core from the API processes for long; and
+longer while they had to wait for a CPU, so that minting yields to requests on busy cores."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from backend import worker as worker_module
 from backend.store import SQLiteStore
-from backend.worker import CPU_BURST, LEASE, PAUSE_PER_CPU_SECOND, Worker
+from backend.worker import (
+    CPU_BURST,
+    LEASE,
+    MAX_PAUSE_PER_CPU_SECOND,
+    PAUSE_PER_CPU_SECOND,
+    PAUSE_PER_WAIT_SECOND,
+    Worker,
+    _thread_times,
+)
 
 
 def _burn_cpu(seconds: float) -> None:
     start = time.thread_time()
     while time.thread_time() - start < seconds:
         pass
+
+
+def _since_mark(worker: Worker) -> tuple[float, float]:
+    """This thread's CPU seconds and seconds waiting for a CPU since its pause mark."""
+    (ran, waited), (ran_at, waited_at) = _thread_times(), worker._cpu_mark.at
+    return ran - ran_at, waited - waited_at
 
 
 def _in_thread(fn: Callable[[], float]) -> float:
@@ -30,8 +49,8 @@ def _in_thread(fn: Callable[[], float]) -> float:
     return out[0]
 
 
-def _worker(make_app: Callable[..., Flask]) -> Worker:
-    worker: Worker = make_app().extensions["slt"].worker
+def _worker(make_app: Callable[..., Flask], **settings: object) -> Worker:
+    worker: Worker = make_app(**settings).extensions["slt"].worker
     return worker
 
 
@@ -53,17 +72,19 @@ def test_a_thread_pauses_in_proportion_to_the_cpu_it_has_just_used(
     worker = _worker(make_app)
 
     def burst_then_pace() -> float:
-        worker._cpu_mark.at = time.thread_time()  # as a round begins
+        worker._cpu_mark.at = _thread_times()  # as a round begins
         _burn_cpu(3 * CPU_BURST)
-        used = time.thread_time() - worker._cpu_mark.at
+        ran, waited = _since_mark(worker)
         t0 = time.monotonic()
         worker._pace()
-        return (time.monotonic() - t0) / (used * PAUSE_PER_CPU_SECOND)
+        due = min(ran * PAUSE_PER_CPU_SECOND + waited * PAUSE_PER_WAIT_SECOND,
+                  ran * MAX_PAUSE_PER_CPU_SECOND)  # fmt: skip
+        return (time.monotonic() - t0) / due
 
-    assert 0.9 <= _in_thread(burst_then_pace) < 3  # the pause, relative to the CPU used
+    assert 0.9 <= _in_thread(burst_then_pace) < 3  # the pause, relative to the one due
 
     def little_then_pace() -> float:
-        worker._cpu_mark.at = time.thread_time()
+        worker._cpu_mark.at = _thread_times()
         _burn_cpu(CPU_BURST / 4)
         t0 = time.monotonic()
         worker._pace()
@@ -72,7 +93,7 @@ def test_a_thread_pauses_in_proportion_to_the_cpu_it_has_just_used(
     assert _in_thread(little_then_pace) < CPU_BURST  # under a burst: no pause
 
     def two_bursts() -> float:
-        worker._cpu_mark.at = time.thread_time()
+        worker._cpu_mark.at = _thread_times()
         _burn_cpu(2 * CPU_BURST)
         worker._pace()  # a pause resets the mark: the next burst is counted from here
         _burn_cpu(CPU_BURST / 4)
@@ -83,6 +104,65 @@ def test_a_thread_pauses_in_proportion_to_the_cpu_it_has_just_used(
     assert _in_thread(two_bursts) < CPU_BURST
 
 
+def test_the_pause_grows_with_the_time_spent_waiting_for_a_cpu_up_to_a_bound(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(make_app, start_workers=False)  # no thread of its own waits on the fake
+    pauses: list[float] = []
+    monkeypatch.setattr(worker._stop, "wait", lambda timeout=None: pauses.append(timeout))
+    clock = {"ran": 0.0, "waited": 0.0}
+    monkeypatch.setattr(worker_module, "_thread_times", lambda: (clock["ran"], clock["waited"]))
+
+    def pace_after(ran: float, waited: float) -> float | None:
+        worker._cpu_mark.at = (clock["ran"], clock["waited"])
+        clock["ran"] += ran
+        clock["waited"] += waited
+        before = len(pauses)
+        worker._pace()
+        return pauses[-1] if len(pauses) > before else None
+
+    assert pace_after(0.010, 0.0) == pytest.approx(0.010 * PAUSE_PER_CPU_SECOND)  # idle cores
+    assert pace_after(0.010, 0.005) == pytest.approx(
+        0.010 * PAUSE_PER_CPU_SECOND + 0.005 * PAUSE_PER_WAIT_SECOND
+    )
+    assert pace_after(0.010, 1.0) == pytest.approx(0.010 * MAX_PAUSE_PER_CPU_SECOND)  # bounded
+    assert pace_after(CPU_BURST / 2, 1.0) is None  # under a burst, however long it waited
+
+
+@pytest.mark.skipif(
+    not Path("/proc/thread-self/schedstat").exists() or not hasattr(os, "sched_setaffinity"),
+    reason="run-queue waits are read from Linux's schedstat",
+)
+def test_a_thread_sharing_its_cpu_with_busy_processes_pauses_longer(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(make_app, start_workers=False)  # no thread of its own waits on the fake
+    pauses: list[float] = []
+    monkeypatch.setattr(worker._stop, "wait", lambda timeout=None: pauses.append(timeout))
+    cpu = min(os.sched_getaffinity(0))
+    # Two busy processes on one CPU, as busy API processes are; the thread joins them there.
+    hog = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
+
+    def crowded_burst() -> float:
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        time.sleep(0.2)  # the hogs are running
+        worker._cpu_mark.at = _thread_times()
+        _burn_cpu(10 * CPU_BURST)
+        ran, waited = _since_mark(worker)
+        worker._pace()
+        assert waited > ran / 2, (ran, waited)  # a third of the CPU: it waited about twice
+        return pauses[-1] / ran
+
+    try:
+        ratio = _in_thread(crowded_burst)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert ratio >= 2 * PAUSE_PER_CPU_SECOND  # an idle CPU's pause was PAUSE_PER_CPU_SECOND
+
+
 def test_stopping_the_worker_cuts_a_pause_short(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,7 +170,7 @@ def test_stopping_the_worker_cuts_a_pause_short(
     monkeypatch.setattr(worker_module, "PAUSE_PER_CPU_SECOND", 1000.0)  # a pause of seconds
 
     def paused() -> float:
-        worker._cpu_mark.at = time.thread_time()
+        worker._cpu_mark.at = _thread_times()
         _burn_cpu(2 * CPU_BURST)
         t0 = time.monotonic()
         worker._pace()
