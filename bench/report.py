@@ -95,7 +95,38 @@ CHANGES = """\
 Measured with py-spy and cProfile on this machine; each change keeps the public API, the
 security properties and the test suite as they were.
 
-Eighth round (this version). What set the paced p99 with the minting beside the requests, found
+Ninth round (this version). The throughput with the minting beside the requests. CPU per
+process during saturated runs (from `/proc`): the gunicorn workers 1.4-1.5 cores, the worker
+0.10-0.14, Anvil 0.04-0.30 (growing, below), idle 0.12-0.15 (bare's runs: 0.07).
+
+- **the worker yields to busy cores** (`backend/worker.py`) — its pause after a burst now also
+  grows with the time the thread spent waiting to be scheduled (from `/proc/thread-self/
+  schedstat`): ten times each waited second on top of three times the CPU it ran, at most fifteen
+  times that CPU. On free cores nothing changes; while requests keep the cores busy, minting
+  slows down and picks up again after. Switched between runs on one stack, 4 rounds, every
+  outbox drained before every run (ours and bare alike): worker CPU during a saturated run
+  0.10-0.14 → 0.05-0.06 cores, tokens minted during it 512-725/s → 212-316/s, throughput medians
+  1,729 → 2,100 req/s, ratio to bare 0.49 → 0.51; paced p99 medians 13.1 and 14.1 ms (noise).
+  Minting a backlog on free cores: 787-800 tokens a second, 93-94 % of the ceiling, as before.
+  Full run after it: throughput 0.48 of bare's (the eighth round's three: 0.42, 0.47, 0.43),
+  `make run`'s layout 0.50, the web tier alone 0.53; paced p99 15.3 ms. An http-only run before
+  it, in a slow spell of the host (bare's paced p99 9.8 ms, the web tier's 34.0 ms): 0.48 and
+  48.4 ms.
+- **Anvil's CPU grows with its state** — Anvil 1.7.1 rebuilds its whole state trie every block
+  (perf: 63 % of its time in Keccak, under `alloy_trie`'s `HashBuilder`), so its CPU with no
+  transactions at all grew from 0.05 to 0.22 cores as the tokens on chain grew from 6,000 to
+  120,000 (`--prune-history` changed nothing). Anvil runs through bare's runs as well as ours,
+  so it slows both, but it makes the http benchmark's later rounds slower and noisier (182,624
+  tokens by its end). A real chain's node is not on our 2 cores.
+- Measured and not changed: through WSGI directly (no server), our request costs 297 µs against
+  bare's 74, of which the SQLite transaction is 123 µs; in a microbenchmark of the insert alone,
+  56 % of its time is in the kernel (per commit 17 `pwrite`, 16 `pread` after the other
+  connection's commit emptied the page cache, 6 `fcntl`). Per insert, two connections taking
+  turns, against 107 µs: the owner index left out for custody rows 101 µs; the secrets table
+  `WITHOUT ROWID` 113 µs; both 98 µs; pages of 1 KiB 92 µs (new stores only); `mmap_size` 116 µs;
+  `secure_delete` off or FAST, no change. None is worth a migration of every store.
+
+Eighth round. What set the paced p99 with the minting beside the requests, found
 by tracing the production layout under the paced load in 50 ms windows: every request's latency
 (from a client of our own), each process's CPU time and run-queue wait (`/proc/<pid>/task/*/
 schedstat`), every writer-lock wait and hold, and every worker round's CPU:
@@ -389,9 +420,9 @@ Second round:
 - **store** — a new payload's insert touches two B-trees fewer (no `AUTOINCREMENT` on the
   outbox, whose rows are never deleted; the token id's uniqueness in a partial index).
 
-What is left (written in the fifth round, brought up to date in the eighth). The paced p99 is met
-with the minting beside the requests since the eighth round (11.1, 22.4 and 21.9 ms in its full
-runs; the host still moves single runs between 7 and 29 ms). The throughput is not: 0.42-0.47 of
+What is left (written in the fifth round, brought up to date in the ninth). The paced p99 is met
+with the minting beside the requests since the eighth round (11.1, 22.4, 21.9 and 15.3 ms in full
+runs; the host still moves single runs between 7 and 64 ms). The throughput is not: 0.42-0.48 of
 bare's with the minting of what the load creates on the same 2 cores, 0.51-0.57 for the request path
 alone (the web tier only row). The request path alone (web tier) uses about twice bare Flask's CPU
 per request under gunicorn (0.91 vs 0.47 ms of CPU in the fourth round's measurement, wrk's 0.1 ms
