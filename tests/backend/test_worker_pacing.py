@@ -54,6 +54,16 @@ def _worker(make_app: Callable[..., Flask], **settings: object) -> Worker:
     return worker
 
 
+def _worker_recording_pauses(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Worker, list[float]]:
+    """A worker without threads whose pauses are recorded (their lengths) instead of waited."""
+    worker = _worker(make_app, start_workers=False)  # no thread of its own waits on the fake
+    pauses: list[float] = []
+    monkeypatch.setattr(worker._stop, "wait", lambda timeout=None: pauses.append(timeout))
+    return worker, pauses
+
+
 def _worker_with_payloads(make_app: Callable[..., Flask], n: int) -> Worker:
     """A worker without threads (rounds run by the test), mint batches of 10, and ``n`` new
     payloads; its follower already past the events of other tests' tokens on this chain."""
@@ -107,9 +117,7 @@ def test_a_thread_pauses_in_proportion_to_the_cpu_it_has_just_used(
 def test_the_pause_grows_with_the_time_spent_waiting_for_a_cpu_up_to_a_bound(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    worker = _worker(make_app, start_workers=False)  # no thread of its own waits on the fake
-    pauses: list[float] = []
-    monkeypatch.setattr(worker._stop, "wait", lambda timeout=None: pauses.append(timeout))
+    worker, pauses = _worker_recording_pauses(make_app, monkeypatch)
     clock = {"ran": 0.0, "waited": 0.0}
     monkeypatch.setattr(worker_module, "_thread_times", lambda: (clock["ran"], clock["waited"]))
 
@@ -136,9 +144,7 @@ def test_the_pause_grows_with_the_time_spent_waiting_for_a_cpu_up_to_a_bound(
 def test_a_thread_sharing_its_cpu_with_busy_processes_pauses_longer(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    worker = _worker(make_app, start_workers=False)  # no thread of its own waits on the fake
-    pauses: list[float] = []
-    monkeypatch.setattr(worker._stop, "wait", lambda timeout=None: pauses.append(timeout))
+    worker, pauses = _worker_recording_pauses(make_app, monkeypatch)
     cpu = min(os.sched_getaffinity(0))
     # Two busy processes on one CPU, as busy API processes are; the thread joins them there.
     hog = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
